@@ -1,0 +1,29 @@
+# Everything a fresh machine with python3.11 needs: the first `make demo` or `make test` creates .venv.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# torch's CPU threads: the test machine has 2 cores
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: venv demo test test-slow bench extension clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: $(STAMP)
+	$(PY) -m imfit_engine fit tests/data/astronaut.png --size 128 --num-gabors 256 --output-dir out/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow tests
+
+clean:
+	rm -rf out dist .pytest_cache
