@@ -28,13 +28,14 @@ resolution.  A point at (u, v) sits at ``x = u * aspect, y = v`` in height units
     image_c  = clamp(sum_c, -1, 1) * 0.5 + 0.5
 
 The image values are the stored (sRGB-encoded) pixel values, as in torch-imfit.
+
+This module needs numpy only, so Blender's Python can read fits without torch.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-import torch
+import numpy as np
 
 COLUMNS = (
     "u", "v", "theta", "sigma", "gamma", "wavelength",
@@ -61,7 +62,7 @@ UNITS = {
 class WaveletSet:
     """N wavelets in canonical columns plus the source size that fixes the aspect."""
 
-    params: torch.Tensor  # (N, 12), float32, canonical columns
+    params: np.ndarray  # (N, 12) float32, canonical columns
     width: int
     height: int
     meta: dict = field(default_factory=dict)
@@ -77,34 +78,3 @@ class WaveletSet:
 def pixel_size(width: int, height: int, aspect: float) -> tuple[float, float]:
     """Pixel pitch (dx, dy) in height units for a width x height raster of a field."""
     return aspect / width, 1.0 / height
-
-
-def pixel_coords(width: int, height: int, aspect: float, device=None, dtype=torch.float32):
-    """Pixel-centre coordinates in height units: x (W,) left to right, y (H,) top row first."""
-    dx, dy = pixel_size(width, height, aspect)
-    x = (torch.arange(width, device=device, dtype=dtype) + 0.5) * dx
-    y = 1.0 - (torch.arange(height, device=device, dtype=dtype) + 0.5) * dy
-    return x, y
-
-
-def carrier_coefficients(params: torch.Tensor):
-    """(A, B) per channel with amp*cos(a + phase) = A cos(a) - B sin(a): linear in A and B."""
-    amp, phase = params[:, AMP], params[:, PHASE]
-    return amp * torch.cos(phase), amp * torch.sin(phase)
-
-
-def from_carrier(a: torch.Tensor, b: torch.Tensor):
-    """Inverse of ``carrier_coefficients``: non-negative amplitude and phase in (-pi, pi]."""
-    return torch.sqrt(a * a + b * b), torch.atan2(b, a)
-
-
-def normalised(params: torch.Tensor) -> torch.Tensor:
-    """Same field, tidy numbers: amplitudes >= 0, phases and theta wrapped to (-pi, pi]."""
-    p = params.clone()
-    amp, phase = from_carrier(*carrier_coefficients(p))
-    p[:, AMP], p[:, PHASE] = amp, phase
-    p[:, THETA] = torch.atan2(torch.sin(p[:, THETA]), torch.cos(p[:, THETA]))
-    return p
-
-
-TWO_PI = 2.0 * math.pi

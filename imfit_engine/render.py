@@ -19,7 +19,36 @@ import math
 
 import torch
 
-from .model import AMP, GAMMA, SIGMA, THETA, U, V, WAVELENGTH, carrier_coefficients, pixel_coords, pixel_size
+from .model import AMP, GAMMA, PHASE, SIGMA, THETA, U, V, WAVELENGTH, pixel_size
+
+
+def pixel_coords(width: int, height: int, aspect: float, device=None, dtype=torch.float32):
+    """Pixel-centre coordinates in height units: x (W,) left to right, y (H,) top row first."""
+    dx, dy = pixel_size(width, height, aspect)
+    x = (torch.arange(width, device=device, dtype=dtype) + 0.5) * dx
+    y = 1.0 - (torch.arange(height, device=device, dtype=dtype) + 0.5) * dy
+    return x, y
+
+
+def carrier_coefficients(params: torch.Tensor):
+    """(A, B) per channel with amp*cos(a + phase) = A cos(a) - B sin(a): linear in A and B."""
+    amp, phase = params[:, AMP], params[:, PHASE]
+    return amp * torch.cos(phase), amp * torch.sin(phase)
+
+
+def from_carrier(a: torch.Tensor, b: torch.Tensor):
+    """Inverse of ``carrier_coefficients``: non-negative amplitude and phase in (-pi, pi]."""
+    return torch.sqrt(a * a + b * b), torch.atan2(b, a)
+
+
+def normalised(params: torch.Tensor) -> torch.Tensor:
+    """Same field, tidy numbers: amplitudes >= 0, phases and theta wrapped to (-pi, pi]."""
+    p = params.clone()
+    amp, phase = from_carrier(*carrier_coefficients(p))
+    p[:, AMP], p[:, PHASE] = amp, phase
+    p[:, THETA] = torch.atan2(torch.sin(p[:, THETA]), torch.cos(p[:, THETA]))
+    return p
+
 
 DEFAULT_SUPPORT = 5.0
 DEFAULT_TILE = 16
@@ -47,7 +76,7 @@ def render_reference(params: torch.Tensor, aspect: float, width: int, height: in
     yr = -dx * s + dy * c
     env = torch.exp(-xr**2 / (2 * p[:, SIGMA] ** 2) - yr**2 / (2 * p[:, GAMMA] ** 2))
     arg = 2 * math.pi * xr / p[:, WAVELENGTH]
-    amp, phase = params[:, AMP], params[:, 6:9]
+    amp, phase = params[:, AMP], params[:, PHASE]
     wave = torch.cos(arg[..., None] + phase[:, None, None, :])  # (N, H, W, 3)
     return (env[..., None] * wave * amp[:, None, None, :]).sum(0)
 
@@ -209,7 +238,7 @@ class _TiledRender(torch.autograd.Function):
             grad[:, 6:9].index_add_(0, w, d_ab[..., 0])
             grad[:, 9:12].index_add_(0, w, d_ab[..., 1])
         # chain (A, B) -> (amp, phase): A = amp cos(phase), B = amp sin(phase)
-        amp, phase = params[:, AMP], params[:, 6:9]
+        amp, phase = params[:, AMP], params[:, PHASE]
         d_a, d_b = grad[:, 6:9].clone(), grad[:, 9:12].clone()
         cph, sph = torch.cos(phase), torch.sin(phase)
         grad[:, 6:9] = amp * (d_b * cph - d_a * sph)
