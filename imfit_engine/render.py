@@ -170,9 +170,9 @@ def _chunk_terms(p, xr, yr):
 
 class _TiledRender(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, params, aspect, width, height, tile, support, chunk_pixels):
+    def forward(ctx, params, aspect, width, height, tile, support, chunk_pixels, carrier):
         bins = _Bins(params, aspect, width, height, tile, support)
-        a_all, b_all = carrier_coefficients(params)
+        a_all, b_all = _coefficients(params, carrier)
         out = params.new_zeros(bins.tiles_y * bins.tiles_x, tile * tile, 3)
         for sl in bins.chunks(chunk_pixels):
             w = bins.wavelet[sl]
@@ -183,7 +183,7 @@ class _TiledRender(torch.autograd.Function):
             coef = torch.stack((a_all[w], b_all[w]), dim=1)  # (C, 2, 3)
             out.index_add_(0, bins.tile_id[sl], torch.bmm(basis, coef))
         ctx.save_for_backward(params)
-        ctx.bins, ctx.aspect, ctx.chunk_pixels = bins, aspect, chunk_pixels
+        ctx.bins, ctx.aspect, ctx.chunk_pixels, ctx.carrier = bins, aspect, chunk_pixels, carrier
         return bins.untile(out)
 
     @staticmethod
@@ -191,7 +191,7 @@ class _TiledRender(torch.autograd.Function):
         (params,) = ctx.saved_tensors
         bins, aspect = ctx.bins, ctx.aspect
         g_tiles = bins.to_tiles(grad_out.to(params.dtype))
-        a_all, b_all = carrier_coefficients(params)
+        a_all, b_all = _coefficients(params, ctx.carrier)
         # gradients w.r.t. (cx, cy, theta, sigma, gamma, wavelength, A(3), B(3))
         grad = params.new_zeros(len(params), 12)
         for sl in bins.chunks(ctx.chunk_pixels):
@@ -237,13 +237,19 @@ class _TiledRender(torch.autograd.Function):
             grad[:, :6].index_add_(0, w, part)
             grad[:, 6:9].index_add_(0, w, d_ab[..., 0])
             grad[:, 9:12].index_add_(0, w, d_ab[..., 1])
+        if ctx.carrier:
+            return grad, None, None, None, None, None, None, None
         # chain (A, B) -> (amp, phase): A = amp cos(phase), B = amp sin(phase)
         amp, phase = params[:, AMP], params[:, PHASE]
         d_a, d_b = grad[:, 6:9].clone(), grad[:, 9:12].clone()
         cph, sph = torch.cos(phase), torch.sin(phase)
         grad[:, 6:9] = amp * (d_b * cph - d_a * sph)
         grad[:, 9:12] = d_a * cph + d_b * sph
-        return grad, None, None, None, None, None, None
+        return grad, None, None, None, None, None, None, None
+
+
+def _coefficients(params, carrier):
+    return (params[:, 6:9], params[:, 9:12]) if carrier else carrier_coefficients(params)
 
 
 def render(
@@ -255,8 +261,14 @@ def render(
     tile: int = DEFAULT_TILE,
     support: float = DEFAULT_SUPPORT,
     chunk_pixels: int = DEFAULT_CHUNK_PIXELS,
+    carrier: bool = False,
 ) -> torch.Tensor:
-    """Signed sum of the field on a width x height raster, (H, W, 3); differentiable."""
+    """Signed sum of the field on a width x height raster, (H, W, 3); differentiable.
+
+    With ``carrier=True`` columns 6:9 / 9:12 hold the carrier coefficients A / B
+    (``carrier_coefficients``) instead of phase / amplitude: the sum is linear in them,
+    which the fitter exploits (and it avoids atan2/sqrt at zero amplitude).
+    """
     if width <= 0 or height <= 0:
         raise ValueError(f"render size must be positive, got {width}x{height}")
-    return _TiledRender.apply(params, float(aspect), int(width), int(height), int(tile), float(support), int(chunk_pixels))
+    return _TiledRender.apply(params, float(aspect), int(width), int(height), int(tile), float(support), int(chunk_pixels), bool(carrier))
