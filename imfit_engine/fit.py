@@ -79,6 +79,7 @@ class FitResult:
     iterations: int
     stopped: bool  # ended early by should_stop or a non-finite loss
     history: list  # (iteration, level, loss, psnr) samples
+    message: str = ""  # why it stopped early, for the user
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -361,7 +362,7 @@ def fit(
     internal = internal.detach().requires_grad_(True)
 
     opt = _Optimiser(internal, config.lr)
-    history, iteration, stopped = [], 0, False
+    history, iteration, stopped, message = [], 0, False, ""
     best_loss, best = float("inf"), internal.detach().clone()
     last_report = 0.0
 
@@ -377,13 +378,14 @@ def fit(
         final = level == len(sizes) - 1
         for k in range(n_iter):
             if should_stop is not None and should_stop():
-                stopped = True
+                stopped, message = True, f"stopped on request at iteration {iteration}; kept the best result so far"
                 break
             out = _render_internal(internal, aspect, w, h).clamp(-1, 1)
             loss = _loss(out, target, wmap, config)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 stopped = True
+                message = f"the loss became non-finite at iteration {iteration}; kept the last good parameters"
                 with torch.no_grad():
                     internal.data.copy_(best)
                 history.append((iteration, level, float("nan"), float("nan")))
@@ -444,7 +446,7 @@ def fit(
             },
         },
     )
-    return FitResult(ws, final_psnr, seconds, iteration, stopped, history)
+    return FitResult(ws, final_psnr, seconds, iteration, stopped, history, message)
 
 
 def _reseed_dead(internal, opt, out, target, wmap, aspect, generator, config):
