@@ -129,7 +129,8 @@ def _edited(edit):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ('{\n "format": "gabor-imfit",\n "version": 1,,\n}', r"not valid JSON \(line 3, column 15: Expecting property name"),
+    ('{\n "format": "gabor-imfit",\n "version": 1,,\n}',
+     r"not valid JSON \(line 3, column 15: Expecting property name"),
     (_edited(lambda d: d.update(format="something")), r"not a Gabor ImFit fit .*'something'"),
     ("[1, 2]", "not a Gabor ImFit fit"),
     (_edited(lambda d: d.update(version=2)),
@@ -144,7 +145,8 @@ def _edited(edit):
     (_edited(lambda d: d["wavelets"][2].__setitem__(4, "0.5")), r"wavelet row 2, value 4 is '0.5', not a number"),
     (_edited(lambda d: d["wavelets"][0].__setitem__(3, float("nan"))), r"wavelet row 0, value 3 is nan"),
     (_edited(lambda d: d["wavelets"][1].__setitem__(5, 1e39)), r"wavelet row 1, value 5 is 1e\+39"),
-    (_edited(lambda d: d.update(columns=list(COLUMNS[:11]) + ["speed"])), r'"columns" must name each of u, v, .* once \(missing amp_b; unknown speed\)'),
+    (_edited(lambda d: d.update(columns=list(COLUMNS[:11]) + ["speed"])),
+     r'"columns" must name each of u, v, .* once \(missing amp_b; unknown speed\)'),
 ])
 def test_json_errors_name_the_file_and_the_problem(text, expected):
     with pytest.raises(ImfitError, match=r"^broken\.json: " + expected):
