@@ -95,9 +95,10 @@ def _check_params(ws: WaveletSet, target: str) -> np.ndarray:
     return params
 
 
-def _source(ws: WaveletSet, name: str = "") -> dict:
+def _source(ws: WaveletSet) -> dict:
+    """meta["source"] with the WaveletSet's own size (that is what the params are relative to)."""
     source = dict(ws.meta.get("source") or {})
-    source.setdefault("name", name)
+    source.setdefault("name", "")
     source["width"], source["height"] = int(ws.width), int(ws.height)
     return source
 
