@@ -32,7 +32,7 @@ class LoadedImage:
     """An image as the fitter sees it."""
 
     rgb: np.ndarray  # (H, W, 3) float32 in [0, 1], the stored sRGB-encoded values
-    alpha: np.ndarray | None  # (H, W) float32 in [0, 1]; None when fully opaque or absent
+    alpha: np.ndarray | None  # (H, W) float32 in [0, 1]; None when absent or opaque everywhere
     path: Path
 
     @property
@@ -118,9 +118,6 @@ def load_image(path) -> LoadedImage:
     if alpha is not None:
         if alpha.min() >= 1.0:
             alpha = None  # opaque everywhere: same as no alpha
-        elif alpha.max() <= 0.0:
-            log.warning("%s is fully transparent; its alpha is ignored (it would weight nothing).", path)
-            alpha = None
         else:
             log.info("%s has transparency: its alpha is the default fit weight (transparent parts are "
                      "not fitted); give a weight image to override.", path)
