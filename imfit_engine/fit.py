@@ -408,7 +408,7 @@ def fit(
                 _reseed_dead(internal, opt, out.detach(), target, wmap, aspect, generator, config)
             mse01 = float(((out.detach() - target) ** 2).mean()) / 4
             now = time.perf_counter() - start
-            if on_progress is not None and (now - last_report >= 0.25 or k == n_iter - 1):
+            if on_progress is not None and (now - last_report >= 0.25 or k in (0, n_iter - 1)):
                 last_report = now
                 on_progress(Progress(iteration, total, level, len(sizes), loss_value, psnr_of(mse01), now, preview))
             if k % 10 == 0 or k == n_iter - 1:

@@ -106,8 +106,13 @@ class _Bins:
             i1 = torch.floor((cx + half_x) / dx - 0.5).clamp(max=width - 1)
             j0 = torch.ceil((1 - cy - half_y) / dy - 0.5).clamp(min=0)
             j1 = torch.floor((1 - cy + half_y) / dy - 0.5).clamp(max=height - 1)
-            ok = (i1 >= i0) & (j1 >= j0) & torch.isfinite(i0 + i1 + j0 + j1)
-            i0, i1, j0, j1 = (t.nan_to_num(0).clamp(-1, 1 << 30).long() for t in (i0, i1, j0, j1))
+            # a non-finite wavelet covers everything, so a numerical blow-up shows in the image
+            # (and the fitter's NaN guard) instead of vanishing
+            bad = ~torch.isfinite(i0 + i1 + j0 + j1)
+            i0, j0 = i0.masked_fill(bad, 0), j0.masked_fill(bad, 0)
+            i1, j1 = i1.masked_fill(bad, width - 1), j1.masked_fill(bad, height - 1)
+            ok = (i1 >= i0) & (j1 >= j0)
+            i0, i1, j0, j1 = (t.clamp(-1, 1 << 30).long() for t in (i0, i1, j0, j1))
             tx0, tx1 = i0 // tile, i1 // tile
             ty0, ty1 = j0 // tile, j1 // tile
             ntx = torch.where(ok, tx1 - tx0 + 1, 0)

@@ -102,3 +102,10 @@ def test_memory_bounded_for_large_n():
     assert probe["delta_mb"] < 200, probe
     assert probe["delta_mb"] < dense_mb / 4
     assert math.isfinite(probe["delta_mb"])
+
+
+def test_non_finite_wavelet_poisons_the_image():
+    """A blown-up parameter must show up (as NaN), not silently vanish from the sum."""
+    p = random_params(5, seed=6)
+    p[2, 0] = float("nan")
+    assert torch.isnan(render(p, 1.0, 16, 16)).all()
