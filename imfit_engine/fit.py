@@ -303,15 +303,17 @@ class _Plateau:
 
 
 def _project(internal, aspect, w, h):
-    """Physical constraints at the current level: no sub-pixel envelopes, no aliased carriers."""
+    """Constraints at the current level: no sub-pixel envelopes, no aliased carriers, seed ranges."""
     px = 1.0 / h  # pixel pitch in height units (square pixels)
     lo_env = math.log(MIN_ENVELOPE_PX * px)
     lo_wave = math.log(MIN_WAVELENGTH_PX * px)
     d = internal.data
     d[:, 3:5].clamp_(lo_env, math.log(4.0))
     d[:, 5].clamp_(lo_wave, math.log(64.0))
-    d[:, 0].clamp_(-0.25, 1.25)
-    d[:, 1].clamp_(-0.25, 1.25)
+    # torch-imfit's ranges (centres on the image, amplitude <= 1), so .txt export loses nothing
+    d[:, 0:2].clamp_(0.0, 1.0)
+    ab = d[:, 6:12].view(-1, 2, 3)
+    ab.mul_((1.0 / ab.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0))
 
 
 def fit(
