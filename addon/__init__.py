@@ -1,0 +1,32 @@
+"""The Blender side of Gabor ImFit: preferences, scene settings, operators, panels, handlers.
+
+Only registration is wired here; each module holds one concern.  No maths and no torch in
+this package: fits run in a worker process (``imfit_engine.worker``).
+"""
+from __future__ import annotations
+
+import bpy
+
+from . import handlers, ops_engine, ops_fit, ops_stored, panels, preferences, properties
+
+# registration order: preferences and properties before the operators and panels that use them
+CLASSES = (*preferences.classes, *properties.classes, *ops_engine.classes, *ops_fit.classes,
+           *ops_stored.classes, *panels.classes)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    properties.register_properties()
+    panels.register_menus()
+    handlers.register_handlers()
+
+
+def unregister() -> None:
+    ops_fit.unregister_hook()
+    ops_engine.unregister_hook()
+    handlers.unregister_handlers()
+    panels.unregister_menus()
+    properties.unregister_properties()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,64 @@
+"""Keep every ImFit node group's atom in the body the scene's render engine needs (node_tree.set_backend).
+
+Cycles and EEVEE need different node layouts for the same wavelet (FACTS.md); the engine can
+change at any time, so the groups follow it: on depsgraph updates (the UI changing the
+engine), before a render started from the main thread, and after a file is loaded.
+"""
+from __future__ import annotations
+
+import threading
+
+import bpy
+from bpy.app.handlers import persistent
+
+from . import node_tree, stored_fit
+
+
+def sync_backends(scene) -> int:
+    """Switch groups whose backend differs from ``scene``'s engine; returns how many changed."""
+    if scene is None:
+        return 0
+    backend = node_tree.backend_for_engine(scene.render.engine)
+    changed = 0
+    for group in stored_fit.wavelet_groups():
+        if group.get("imfit_backend") != backend:  # cheap check first: set_backend walks the tree
+            changed += node_tree.set_backend(group, backend)
+    return changed
+
+
+@persistent
+def imfit_sync_on_depsgraph(scene, _depsgraph=None):
+    sync_backends(scene)
+
+
+@persistent
+def imfit_sync_on_render_pre(scene, *_):
+    # An interactive render calls this from its job thread, where editing node trees is unsafe;
+    # the depsgraph handler has already synced those.  Scripted and background renders run here.
+    if threading.current_thread() is threading.main_thread():
+        sync_backends(scene)
+
+
+@persistent
+def imfit_sync_on_load(*_):
+    # groups are shared by every scene: follow the one the file opens with
+    sync_backends(getattr(bpy.context, "scene", None) or next(iter(bpy.data.scenes), None))
+
+
+HANDLERS = (
+    (bpy.app.handlers.depsgraph_update_post, imfit_sync_on_depsgraph),
+    (bpy.app.handlers.render_pre, imfit_sync_on_render_pre),
+    (bpy.app.handlers.load_post, imfit_sync_on_load),
+)
+
+
+def register_handlers() -> None:
+    for handler_list, function in HANDLERS:
+        if function not in handler_list:
+            handler_list.append(function)
+
+
+def unregister_handlers() -> None:
+    for handler_list, function in HANDLERS:
+        while function in handler_list:
+            handler_list.remove(function)

@@ -1,0 +1,180 @@
+"""Fit, Refine and Cancel.
+
+Invoked from the UI a fit is modal: a timer polls the worker, Esc or Cancel stops it (the best
+result so far is kept) and Blender stays responsive.  Executed (scripts, background mode) it
+runs to the end before returning.  No 'REGISTER': the redo panel would re-run a whole fit.
+"""
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, IntProperty, StringProperty
+
+from . import fit_job, interpreter, stored_fit
+from .engine import ImfitError
+from .preferences import get_preferences
+
+POLL_SECONDS = 0.25
+
+
+def image_in_editor(context):
+    """The image of the current Image Editor, else of any Image Editor in the window."""
+    space = getattr(context, "space_data", None)
+    if space is not None and space.type == "IMAGE_EDITOR" and space.image is not None:
+        return space.image
+    screen = getattr(context, "screen", None)
+    for area in screen.areas if screen else ():
+        if area.type == "IMAGE_EDITOR" and area.spaces.active.image is not None:
+            return area.spaces.active.image
+    return None
+
+
+def source_image(context, name: str = ""):
+    """The image to fit: by name, else the panel's choice, else the one in the Image Editor."""
+    if name:
+        image = bpy.data.images.get(name)
+        if image is None:
+            raise ImfitError(f"there is no image named {name!r} in this file: open it first (Image > Open)")
+        return image
+    image = context.scene.imfit.image or image_in_editor(context)
+    if image is None:
+        raise ImfitError("no image to fit: choose one in the ImFit tab of the sidebar, or open one in the "
+                         "Image Editor")
+    return image
+
+
+def redraw_all(context) -> None:
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type in {"IMAGE_EDITOR", "VIEW_3D", "NODE_EDITOR", "STATUSBAR"}:
+                area.tag_redraw()
+
+
+class _FitOperator:
+    image: StringProperty(name="Image", description="Name of the image to fit (default: the panel's image)")
+    num_wavelets: IntProperty(name="Wavelets", min=1, default=256, description="Number of Gabor wavelets")
+    size: IntProperty(name="Size", min=8, default=256, description="Longest side of the training image, pixels")
+    iterations: IntProperty(name="Iterations", min=1, default=200, description="Iterations at full size")
+    create_plane: BoolProperty(name="Create Plane", default=True,
+                               description="Add a plane with a material that renders the fit")
+
+    refine = False
+    _job = None
+    _timer = None
+
+    @classmethod
+    def poll(cls, context):
+        job = fit_job.active_job()
+        if job is not None and job.running:
+            cls.poll_message_set("A fit is running")
+            return False
+        return context.scene is not None
+
+    def _settings_from(self, context) -> dict:
+        """Values set on the operator (scripts) win over the panel's settings."""
+        return {key: getattr(self, key) for key in ("num_wavelets", "size", "iterations")
+                if self.properties.is_property_set(key)}
+
+    def _make_job(self, context) -> fit_job.FitJob:
+        settings = context.scene.imfit
+        image = source_image(context, self.image)
+        overrides = self._settings_from(context)
+        init_json = None
+        if self.refine:
+            stored = stored_fit.load(image.name)  # validates the text before a worker starts
+            init_json = stored_fit.find_text(image.name).as_string()
+            # continue at full size; asking for more wavelets than stored adds new ones
+            overrides["num_wavelets"] = max(overrides.get("num_wavelets", settings.num_wavelets), len(stored))
+            overrides["rescales"] = 0
+        create_plane = self.create_plane if self.properties.is_property_set("create_plane") else settings.create_plane
+        python, env = interpreter.engine_python(get_preferences(context))
+        return fit_job.FitJob(context.scene, image, settings.weight, settings.fit_config(context, **overrides),
+                              python=python, env=env, create_plane=create_plane and not self.refine,
+                              init_json=init_json).start()
+
+    def _finish(self, job) -> set:
+        if job.error:
+            self.report({"ERROR"}, f"ImFit: {job.error}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, job.summary())
+        return {"FINISHED"}
+
+    def execute(self, context):
+        try:
+            job = self._make_job(context)
+        except ImfitError as e:
+            self.report({"ERROR"}, f"ImFit: {e}")
+            return {"CANCELLED"}
+        return self._finish(job.run_to_end())
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        try:
+            self._job = self._make_job(context)
+        except ImfitError as e:
+            self.report({"ERROR"}, f"ImFit: {e}")
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = self._job.timer = wm.event_timer_add(POLL_SECONDS, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        job = self._job
+        if event.type == "ESC" and event.value == "PRESS":
+            job.request_stop()
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER" or event.timer is not self._timer:
+            return {"PASS_THROUGH"}
+        job.tick()
+        redraw_all(context)
+        if job.running:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        job.timer = None
+        return self._finish(job)
+
+
+class IMFIT_OT_fit(_FitOperator, bpy.types.Operator):
+    bl_idname = "imfit.fit"
+    bl_label = "Fit Gabor Wavelets"
+    bl_description = ("Fit the image with a sum of Gabor wavelets in a background process, then build a "
+                      "shader node group (and a plane) that renders it")
+    bl_options = {"UNDO"}
+
+
+class IMFIT_OT_refine(_FitOperator, bpy.types.Operator):
+    bl_idname = "imfit.refine"
+    bl_label = "Refine Gabor Fit"
+    bl_description = "Continue training from the fit stored in this file (warm start at full size)"
+    bl_options = {"UNDO"}
+
+    refine = True
+
+
+class IMFIT_OT_cancel(bpy.types.Operator):
+    bl_idname = "imfit.cancel"
+    bl_label = "Cancel Gabor Fit"
+    bl_description = "Stop the running fit; the best result so far is kept and built"
+
+    @classmethod
+    def poll(cls, context):
+        job = fit_job.active_job()
+        return job is not None and job.running and not job.stop_requested
+
+    def execute(self, context):
+        fit_job.active_job().request_stop()
+        self.report({"INFO"}, "ImFit: stopping; the best result so far will be kept")
+        return {"FINISHED"}
+
+
+classes = (IMFIT_OT_fit, IMFIT_OT_refine, IMFIT_OT_cancel)
+
+
+def unregister_hook() -> None:
+    """End a running fit and its timer: nothing may outlive the add-on."""
+    job = fit_job.active_job()
+    if job is not None and job.timer is not None:
+        bpy.context.window_manager.event_timer_remove(job.timer)
+        job.timer = None
+    fit_job.shutdown_active()

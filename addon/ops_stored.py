@@ -1,0 +1,76 @@
+"""Operators on the fit stored in the .blend: rebuild its node group, export it as JSON or .txt."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import StringProperty
+from bpy_extras.io_utils import ExportHelper
+
+from . import stored_fit
+from .engine import ImfitError, atomic, formats
+from .ops_fit import source_image
+
+
+class _StoredFitOperator:
+    image: StringProperty(name="Image", description="Name of the fitted image (default: the panel's image)")
+
+    def execute(self, context):
+        try:
+            image_name = self.image or source_image(context).name
+            message = self.run(context, image_name, stored_fit.load(image_name))
+        except ImfitError as e:
+            self.report({"ERROR"}, f"ImFit: {e}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, message)
+        return {"FINISHED"}
+
+
+class IMFIT_OT_rebuild(_StoredFitOperator, bpy.types.Operator):
+    bl_idname = "imfit.rebuild"
+    bl_label = "Rebuild Gabor Nodes"
+    bl_description = "Re-create the wavelet node group from the fit stored in this file"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def run(self, context, image_name, wavelets) -> str:
+        group, _ = stored_fit.build_nodes(context.scene, image_name, wavelets, create_plane=False)
+        return f"ImFit: rebuilt {group.name} ({len(wavelets)} wavelets)"
+
+
+class _ExportOperator(_StoredFitOperator, ExportHelper):
+    def invoke(self, context, event):
+        try:
+            self.image = self.image or source_image(context).name
+        except ImfitError as e:
+            self.report({"ERROR"}, f"ImFit: {e}")
+            return {"CANCELLED"}
+        self.filepath = bpy.path.ensure_ext(bpy.path.clean_name(self.image.rsplit(".", 1)[0]), self.filename_ext)
+        return super().invoke(context, event)
+
+
+class IMFIT_OT_export_json(_ExportOperator, bpy.types.Operator):
+    bl_idname = "imfit.export_json"
+    bl_label = "Export Gabor Fit (.json)"
+    bl_description = "Save the stored fit as the canonical ImFit JSON file"
+    filename_ext = ".json"
+    filter_glob: StringProperty(default="*.json", options={"HIDDEN"})
+
+    def run(self, context, image_name, wavelets) -> str:
+        # the stored text is already canonical JSON: write it as it is
+        atomic.write_atomic(self.filepath, stored_fit.find_text(image_name).as_string())
+        return f"ImFit: saved {len(wavelets)} wavelets to {self.filepath}"
+
+
+class IMFIT_OT_export_txt(_ExportOperator, bpy.types.Operator):
+    bl_idname = "imfit.export_txt"
+    bl_label = "Export Gabor Fit (torch-imfit .txt)"
+    bl_description = "Save the stored fit as torch-imfit's .txt (12 numbers per wavelet, for its shaders)"
+    filename_ext = ".txt"
+    filter_glob: StringProperty(default="*.txt", options={"HIDDEN"})
+
+    def run(self, context, image_name, wavelets) -> str:
+        metrics = wavelets.meta.get("metrics", {})
+        # torch-imfit's coordinates refer to its training raster, as the CLI writes them
+        formats.save_txt(wavelets, self.filepath, metrics.get("train_width"), metrics.get("train_height"))
+        return f"ImFit: saved {len(wavelets)} wavelets to {self.filepath} (torch-imfit format)"
+
+
+classes = (IMFIT_OT_rebuild, IMFIT_OT_export_json, IMFIT_OT_export_txt)

@@ -1,0 +1,177 @@
+"""The "ImFit" sidebar tab (Image Editor, 3D Viewport, Shader Editor), the status-bar progress and
+the menu entries that make the operators findable with F3."""
+from __future__ import annotations
+
+import bpy
+
+from . import fit_job, node_tree, stored_fit
+from .ops_engine import IMFIT_OT_check_engine
+from .ops_fit import IMFIT_OT_cancel, IMFIT_OT_fit, IMFIT_OT_refine, source_image
+from .ops_stored import IMFIT_OT_export_json, IMFIT_OT_export_txt, IMFIT_OT_rebuild
+from .engine import ImfitError
+
+PREVIEW_ICON_SCALE = 8.0
+
+
+def _draw_progress(layout, job) -> None:
+    layout.progress(factor=job.fraction, type="BAR", text=job.status)
+
+
+class _ImfitPanel:
+    bl_region_type = "UI"
+    bl_category = "ImFit"
+
+    @classmethod
+    def poll(cls, context):
+        space = context.space_data
+        return space.type != "NODE_EDITOR" or space.tree_type == "ShaderNodeTree"
+
+
+class _MainPanel(_ImfitPanel):
+    bl_label = "Gabor ImFit"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.imfit
+        col = layout.column(align=True)
+        col.template_ID(settings, "image", open="image.open")
+        col.prop(settings, "weight")
+
+        col = layout.column(align=True)
+        col.use_property_split = True
+        col.use_property_decorate = False
+        for name in ("num_wavelets", "size", "iterations", "rescales", "device", "create_plane"):
+            col.prop(settings, name)
+
+        job = fit_job.active_job()
+        running = job is not None and job.running
+        row = layout.row(align=True)
+        row.scale_y = 1.4
+        if running:
+            _draw_progress(row, job)
+            layout.operator(IMFIT_OT_cancel.bl_idname, text="Cancel", icon="CANCEL")
+        else:
+            row.operator(IMFIT_OT_fit.bl_idname, text="Fit", icon="PLAY")
+            sub = row.row(align=True)
+            sub.enabled = self._stored_image(context) is not None
+            sub.operator(IMFIT_OT_refine.bl_idname, text="Refine", icon="FILE_REFRESH")
+            if job is not None and job.error:
+                layout.label(text=job.error, icon="ERROR")
+
+        preview = bpy.data.images.get(fit_job.PREVIEW_IMAGE)
+        if preview is not None and preview.preview is not None:
+            layout.template_icon(icon_value=preview.preview_ensure().icon_id, scale=PREVIEW_ICON_SCALE)
+        self._draw_result(context, layout, settings)
+
+    @staticmethod
+    def _stored_image(context) -> str | None:
+        """The name of the panel's image when it has a stored fit."""
+        try:
+            image_name = source_image(context).name
+        except ImfitError:
+            return None
+        return image_name if stored_fit.find_text(image_name) is not None else None
+
+    def _draw_result(self, context, layout, settings) -> None:
+        image_name = self._stored_image(context)
+        if image_name is None:
+            return
+        box = layout.box()
+        if settings.result_image == image_name:
+            stopped = " (stopped early)" if settings.result_stopped else ""
+            box.label(text=f"{settings.result_wavelets} wavelets, PSNR {settings.result_psnr:.2f} dB, "
+                           f"{settings.result_seconds:.1f} s{stopped}", icon="CHECKMARK")
+        group = stored_fit.find_group(image_name)
+        if group is not None:
+            note = node_tree.limits_note(int(group.get("imfit_count", 0)), context.scene.render.engine)
+            if note:
+                box.label(text=note, icon="ERROR")
+        row = box.row(align=True)
+        row.operator(IMFIT_OT_rebuild.bl_idname, text="Rebuild", icon="NODETREE")
+        row.operator(IMFIT_OT_export_json.bl_idname, text="JSON", icon="EXPORT")
+        row.operator(IMFIT_OT_export_txt.bl_idname, text=".txt", icon="EXPORT")
+
+
+class _LossPanel(_ImfitPanel):
+    bl_label = "Losses"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        settings = context.scene.imfit
+        col = layout.column(align=True)
+        for name in ("l1", "gradient", "sobel", "mutation_scale", "learning_rate", "gamma"):
+            col.prop(settings, name)
+
+
+SPACES = {"IMAGE_EDITOR": "IMAGE", "VIEW_3D": "VIEW3D", "NODE_EDITOR": "NODE"}
+
+
+def _panel_classes() -> tuple:
+    """The same two panels for each editor (a panel class belongs to one space type)."""
+    classes = []
+    for space, short in SPACES.items():
+        main = type(f"IMFIT_PT_{short}_main", (_MainPanel, bpy.types.Panel),
+                    {"bl_space_type": space, "bl_idname": f"IMFIT_PT_{short}_main"})
+        losses = type(f"IMFIT_PT_{short}_losses", (_LossPanel, bpy.types.Panel),
+                      {"bl_space_type": space, "bl_idname": f"IMFIT_PT_{short}_losses",
+                       "bl_parent_id": main.bl_idname})
+        classes += [main, losses]
+    return tuple(classes)
+
+
+class IMFIT_MT_image_menu(bpy.types.Menu):
+    bl_idname = "IMFIT_MT_image_menu"
+    bl_label = "Gabor ImFit"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.operator(IMFIT_OT_fit.bl_idname, icon="PLAY")
+        layout.operator(IMFIT_OT_refine.bl_idname)
+        layout.operator(IMFIT_OT_cancel.bl_idname, icon="CANCEL")
+        layout.separator()
+        layout.operator(IMFIT_OT_rebuild.bl_idname)
+        layout.operator(IMFIT_OT_export_json.bl_idname)
+        layout.operator(IMFIT_OT_export_txt.bl_idname)
+        layout.separator()
+        layout.operator(IMFIT_OT_check_engine.bl_idname)
+
+
+def draw_image_menu(self, context):
+    self.layout.separator()
+    self.layout.menu(IMFIT_MT_image_menu.bl_idname)
+
+
+def draw_export_menu(self, context):
+    self.layout.operator(IMFIT_OT_export_json.bl_idname, text="Gabor ImFit (.json)")
+    self.layout.operator(IMFIT_OT_export_txt.bl_idname, text="Gabor ImFit torch-imfit (.txt)")
+
+
+def draw_status_bar(self, context):
+    job = fit_job.active_job()
+    if job is not None and job.running:
+        row = self.layout.row()
+        row.ui_units_x = 14
+        _draw_progress(row, job)
+
+
+classes = (*_panel_classes(), IMFIT_MT_image_menu)
+
+# (header or menu, draw function) pairs appended on register, removed on unregister
+MENU_APPENDS = (
+    (bpy.types.IMAGE_MT_image, draw_image_menu),
+    (bpy.types.TOPBAR_MT_file_export, draw_export_menu),
+    (bpy.types.STATUSBAR_HT_header, draw_status_bar),
+)
+
+
+def register_menus() -> None:
+    for owner, draw in MENU_APPENDS:
+        owner.append(draw)
+
+
+def unregister_menus() -> None:
+    for owner, draw in MENU_APPENDS:
+        owner.remove(draw)
