@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import tempfile
+import traceback
 from pathlib import Path
 
 import bpy
@@ -50,7 +51,8 @@ class FitJob:
     """A running fit.  Create with ``start``; then call ``tick`` until it returns False."""
 
     def __init__(self, scene, image, weight, config: dict, *, python: str, env: dict,
-                 create_plane: bool = True, init_json: str | None = None):
+                 create_plane: bool = True, init_json: str | None = None,
+                 preview_seconds: float = PREVIEW_SECONDS):
         self.scene_name = scene.name
         self.image_name = image.name
         self.create_plane = create_plane
@@ -60,18 +62,19 @@ class FitJob:
         self.psnr = self.elapsed = 0.0
         self.stop_requested = False
         self.running = False
+        self.previews = 0  # live previews shown so far
         self.error: str | None = None
         self.result: dict | None = None
         self.timer = None  # the modal operator's event timer, removed on unregister
         self.folder = tempfile.mkdtemp(prefix="imfit-", dir=bpy.app.tempdir or None)
         try:
-            job_path = self._write_job(image, weight, config, init_json)
+            job_path = self._write_job(image, weight, config, init_json, preview_seconds)
         except BaseException:
             self.close()
             raise
         self.process = WorkerProcess(worker.module_command(python, "run", job_path), env=env)
 
-    def _write_job(self, image, weight, config, init_json) -> str:
+    def _write_job(self, image, weight, config, init_json, preview_seconds) -> str:
         source = image_input.source_input(image, self.folder)
         init_path = None
         if init_json is not None:
@@ -79,7 +82,7 @@ class FitJob:
             atomic.write_atomic(init_path, init_json)
         job = {"image": source, "weight": image_input.weight_input(weight, self.folder), "init": init_path,
                "config": config, "output_dir": os.path.join(self.folder, "out"),
-               "preview_seconds": PREVIEW_SECONDS, "source_name": image.name}
+               "preview_seconds": preview_seconds, "source_name": image.name}
         job_path = os.path.join(self.folder, "job.json")
         atomic.write_atomic(job_path, json.dumps(job, indent=1))
         return job_path
@@ -152,7 +155,11 @@ class FitJob:
         self.psnr, self.elapsed = m["psnr"], m["elapsed"]
 
     def _on_preview(self, m: dict) -> None:
-        show_preview(m["path"])
+        self.previews += 1
+        try:
+            show_preview(m["path"])
+        except RuntimeError as e:  # the live preview is cosmetic: never end a fit over it
+            print(f"ImFit: preview not shown: {e}")
 
     def _on_error(self, m: dict) -> None:
         self.error = m["message"]
@@ -162,6 +169,11 @@ class FitJob:
             self._apply_result(m)
         except ImfitError as e:
             self.error = str(e)
+        except Exception as e:  # a bug: the console gets the traceback, the user a sentence
+            traceback.print_exc()
+            stored = stored_fit.find_text(self.image_name)
+            kept = f"; the fit is kept in the text {stored.name!r}" if stored else ""
+            self.error = f"applying the fit failed ({type(e).__name__}: {e}){kept}"
 
     def _on_exit(self, m: dict) -> None:
         self.running = False

@@ -98,21 +98,26 @@ class _FitOperator:
         self.report({"INFO"}, job.summary())
         return {"FINISHED"}
 
-    def execute(self, context):
+    def _start(self, context):
+        """The started job, or None after reporting why not."""
         try:
-            job = self._make_job(context)
+            return self._make_job(context)
         except ImfitError as e:
             self.report({"ERROR"}, f"ImFit: {e}")
-            return {"CANCELLED"}
-        return self._finish(job.run_to_end())
+        except OSError as e:  # writing the worker's input files
+            self.report({"ERROR"}, f"ImFit: cannot prepare the fit's files: {e}. Check the temporary folder "
+                                   "(Preferences > File Paths) and free disk space")
+        return None
+
+    def execute(self, context):
+        job = self._start(context)
+        return self._finish(job.run_to_end()) if job else {"CANCELLED"}
 
     def invoke(self, context, event):
         if bpy.app.background:
             return self.execute(context)
-        try:
-            self._job = self._make_job(context)
-        except ImfitError as e:
-            self.report({"ERROR"}, f"ImFit: {e}")
+        self._job = self._start(context)
+        if self._job is None:
             return {"CANCELLED"}
         wm = context.window_manager
         self._timer = self._job.timer = wm.event_timer_add(POLL_SECONDS, window=context.window)
@@ -124,7 +129,7 @@ class _FitOperator:
         if event.type == "ESC" and event.value == "PRESS":
             job.request_stop()
             return {"RUNNING_MODAL"}
-        if event.type != "TIMER" or event.timer is not self._timer:
+        if event.type != "TIMER":  # any timer will do: a tick only drains the queue
             return {"PASS_THROUGH"}
         job.tick()
         redraw_all(context)

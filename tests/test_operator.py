@@ -32,7 +32,7 @@ def ext(imfit_extension):
     if job is not None and job.running:
         job.shutdown()
     prefs = imfit_extension.addon.preferences.get_preferences()
-    prefs.python_source, prefs.python_path = "BLENDER", ""
+    prefs.python_source, prefs.python_path, prefs.probe_result = "BLENDER", "", ""
 
 
 def load(name: str):
@@ -50,14 +50,15 @@ def stored(ext, image_name):
     return ext.addon.stored_fit.load(image_name)
 
 
-def start_long_job(ext, image):
-    """A job that would run far longer than the test: it must be ended from outside."""
+def start_long_job(ext, image, previews: int = 0):
+    """A job that would run far longer than the test: it must be ended from outside.
+    Returns once the worker reported progress (and ``previews`` live previews)."""
     addon = ext.addon
     config = bpy.context.scene.imfit.fit_config(bpy.context, num_wavelets=16, size=32, iterations=100_000, rescales=0)
     job = addon.fit_job.FitJob(bpy.context.scene, image, None, config, python=sys.executable,
-                               env=addon.interpreter.worker_environment([])).start()
+                               env=addon.interpreter.worker_environment([]), preview_seconds=0.0).start()
     deadline = time.monotonic() + 60
-    while job.iteration == 0:
+    while job.iteration == 0 or job.previews < previews:
         assert job.tick(timeout=0.5), f"the worker ended before its first progress report: {job.error}"
         assert time.monotonic() < deadline, "no progress from the worker within 60 s"
     return job
@@ -129,7 +130,10 @@ def json_params(text, ext):
 
 def test_cancel_mid_fit_keeps_the_best_result(ext):
     image = load("astronaut.png")
-    job = start_long_job(ext, image)
+    job = start_long_job(ext, image, previews=2)
+    assert job.running and 0.0 < job.fraction < 0.01 and "dB" in job.status
+    live = bpy.data.images[ext.addon.fit_job.PREVIEW_IMAGE]
+    assert live.packed_file is None and tuple(live.size) == (32, 32)  # the worker's PNG, reloaded
     job.request_stop()
     job.run_to_end()
 
@@ -266,3 +270,26 @@ def test_node_groups_follow_the_render_engine(ext):
     scene.render.engine = "CYCLES"
     ext.addon.handlers.imfit_sync_on_render_pre(scene)  # what a scripted render runs first
     assert group["imfit_backend"] == "CYCLES"
+
+
+def test_check_engine_probes_and_caches(ext, tmp_path):
+    import torch
+
+    prefs = ext.addon.preferences.get_preferences()
+    assert prefs.cached_probe() is None
+    assert bpy.ops.imfit.check_engine() == {"FINISHED"}
+    info = prefs.cached_probe()
+    assert info["torch"] == torch.__version__ and info["python"] == sys.executable
+    line = ext.addon.interpreter.status_line(info)
+    assert line.startswith(f"PyTorch {torch.__version__}, ") and ext.addon.interpreter.engine_ready(info)
+
+    # another Python makes the cache stale; a broken one is described, not raised
+    script = tmp_path / "broken-python"
+    script.write_text("#!/bin/sh\necho 'no torch here' >&2\nexit 3\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    prefs.python_source, prefs.python_path = "EXTERNAL", str(script)
+    assert prefs.cached_probe() is None
+    assert bpy.ops.imfit.check_engine() == {"FINISHED"}
+    info = prefs.cached_probe()
+    assert "exit code 3" in info["error"] and "no torch here" in info["error"]
+    assert not ext.addon.interpreter.engine_ready(info)
