@@ -1,0 +1,191 @@
+"""Helpers for tests that drive real Blender (bpy): import the add-on, render a material, compare.
+
+Renders are real Cycles / EEVEE renders of a plane filling an orthographic camera, so that
+pixel (i, j) (row 0 = top) samples the plane at UV ((i + .5) / W, 1 - (j + .5) / H): the
+same pixel centres as ``imfit_engine.render``.  The image is saved as a 16-bit PNG through
+the scene's view transform (display space) and read back raw, so a test compares what a
+user would see against ``to_image(render_reference(...))``.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = "gabor_imfit"
+
+
+def package_module(dotted: str):
+    """Import ``<dotted>`` (e.g. ``addon.node_tree``) as the extension would: inside a package
+    rooted at the repo, so relative imports resolve as in Blender.
+
+    The package object is made here instead of executing the repo's ``__init__.py`` (the
+    add-on's registration), so the node code can be tested on its own.  Modules imported this
+    way are copies of the plain ``imfit_engine`` ones: catch the package's ``ImfitError``.
+    """
+    if PACKAGE not in sys.modules:
+        pkg = types.ModuleType(PACKAGE)
+        pkg.__path__ = [str(REPO)]
+        sys.modules[PACKAGE] = pkg
+    return importlib.import_module(f"{PACKAGE}.{dotted}")
+
+
+def addon_module(name: str):
+    return package_module(f"addon.{name}")
+
+
+def fresh_scene():
+    """A factory-fresh, empty file; returns its scene."""
+    import bpy
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return bpy.context.scene
+
+
+def realistic_params(n: int, aspect: float, height_px: int, seed: int = 0) -> np.ndarray:
+    """A field shaped like a fit's: (n, 12) float32 canonical columns.
+
+    Sizes run from a couple of pixels to a fraction of the image, wavelengths stay above
+    2.5 px and between 2 and 32 sigmas (Zucker's constraints), amplitudes are 0..0.5 and
+    the sum is partly clipped by the [-1, 1] mapping.
+    """
+    rng = np.random.default_rng(seed)
+    px = 1.0 / height_px
+    p = np.empty((n, 12), np.float64)
+    p[:, 0] = rng.uniform(-0.05, 1.05, n)
+    p[:, 1] = rng.uniform(-0.05, 1.05, n)
+    p[:, 2] = rng.uniform(-math.pi, math.pi, n)
+    sigma = np.exp(rng.uniform(math.log(1.5 * px), math.log(0.2), n))
+    p[:, 3] = sigma
+    p[:, 4] = sigma * rng.uniform(1.0, 4.0, n)
+    p[:, 5] = np.maximum(sigma * rng.uniform(2.0, 12.0, n), 2.5 * px)
+    p[:, 6:9] = rng.uniform(-math.pi, math.pi, (n, 3))
+    p[:, 9:12] = rng.uniform(0.0, 0.5, (n, 3))
+    # many wavelets overlap: shrink amplitudes like a fit does, so the sum is only partly clipped
+    p[:, 9:12] *= min(1.0, 4.0 / math.sqrt(n)) ** 0.5
+    return p.astype(np.float32)
+
+
+def reference_display(params: np.ndarray, aspect: float, width: int, height: int) -> np.ndarray:
+    """The engine's image of a field, (H, W, 3) in [0, 1], float64 maths."""
+    import torch
+
+    from imfit_engine.render import render_reference, to_image
+
+    with torch.no_grad():
+        signed = render_reference(torch.as_tensor(params, dtype=torch.float64), aspect, width, height)
+        return to_image(signed).numpy()
+
+
+def setup_render(scene, engine: str, width: int, height: int, samples: int = 1):
+    """Exact pixel-centre sampling, Standard view transform, no dithering, no denoising."""
+    render = scene.render
+    render.engine = engine
+    render.resolution_x, render.resolution_y = width, height
+    render.resolution_percentage = 100
+    render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+    render.dither_intensity = 0.0
+    render.film_transparent = False
+    render.use_compositing = False
+    render.use_sequencer = False
+    render.image_settings.file_format = "PNG"
+    render.image_settings.color_depth = "16"
+    render.image_settings.color_mode = "RGB"
+    vs = scene.view_settings
+    vs.view_transform = "Standard"
+    vs.look = "None"
+    vs.exposure = 0.0
+    vs.gamma = 1.0
+    vs.use_curve_mapping = False
+    scene.display_settings.display_device = "sRGB"
+    if engine == "CYCLES":
+        cy = scene.cycles
+        cy.device = "CPU"
+        cy.samples = samples
+        cy.use_adaptive_sampling = False
+        cy.use_denoising = False
+        cy.pixel_filter_type = "BOX"
+        cy.filter_width = 0.01  # the smallest: every sample lands within 0.005 px of the centre
+        cy.max_bounces = 0
+        cy.seed = 0
+        cy.use_animated_seed = False
+    else:
+        scene.eevee.taa_render_samples = samples
+        render.filter_size = 0.0
+
+
+def add_camera_framing(scene, width: int, height: int, plane_height: float):
+    """Orthographic camera looking down -Z at a plane of ``plane_height`` centred on the origin."""
+    import bpy
+
+    cam_data = bpy.data.cameras.new("ImFit test camera")
+    cam_data.type = "ORTHO"
+    cam_data.sensor_fit = "VERTICAL"
+    cam_data.ortho_scale = plane_height
+    cam_data.clip_start, cam_data.clip_end = 0.01, 10.0
+    cam = bpy.data.objects.new("ImFit test camera", cam_data)
+    cam.location = (0.0, 0.0, 2.0)
+    scene.collection.objects.link(cam)
+    scene.camera = cam
+    return cam
+
+
+def read_png16(path) -> np.ndarray:
+    """A 16-bit PNG's stored values, (H, W, 3) in [0, 1], row 0 = top (no colour management)."""
+    import bpy
+
+    img = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        img.colorspace_settings.name = "Non-Color"
+        w, h = img.size
+        buf = np.empty(w * h * 4, np.float32)
+        img.pixels.foreach_get(buf)
+        return buf.reshape(h, w, 4)[::-1, :, :3].astype(np.float64)
+    finally:
+        bpy.data.images.remove(img)
+
+
+def render_display(scene, frame: int | None = None) -> tuple[np.ndarray, float]:
+    """Render the scene's camera to a display-space array (H, W, 3); returns it and seconds taken."""
+    import bpy
+
+    if frame is not None:
+        scene.frame_set(frame)
+    with tempfile.TemporaryDirectory(prefix="imfit_render_") as tmp:
+        path = os.path.join(tmp, "render.png")
+        scene.render.filepath = path
+        t0 = time.perf_counter()
+        bpy.ops.render.render(write_still=True, scene=scene.name)
+        seconds = time.perf_counter() - t0
+        return read_png16(path), seconds
+
+
+def preview_scene(node_tree, params, width: int, height: int, engine: str = "CYCLES", name: str = "test",
+                  backend: str | None = None):
+    """A fresh scene showing ``params`` on the add-on's preview plane, framed exactly.
+
+    Returns (scene, group, plane object, build seconds).
+    """
+    scene = fresh_scene()
+    aspect = width / height
+    t0 = time.perf_counter()
+    group = node_tree.build_wavelet_group(name, params, aspect,
+                                          backend=backend or node_tree.backend_for_engine(engine))
+    seconds = time.perf_counter() - t0
+    plane = node_tree.create_preview_plane(scene, group, width, height, name)
+    add_camera_framing(scene, width, height, node_tree.PLANE_HEIGHT)
+    setup_render(scene, engine, width, height)
+    return scene, group, plane, seconds
+
+
+def max_error_255(image, reference) -> float:
+    """Largest per-channel difference, in 1/255 steps."""
+    return float(np.abs(np.asarray(image, np.float64) - np.asarray(reference, np.float64)).max() * 255.0)
