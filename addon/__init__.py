@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import handlers, ops_engine, ops_fit, ops_stored, panels, preferences, properties
+from . import handlers, ops_engine, ops_fit, ops_stored, panels, polling, preferences, properties
 
 # registration order: preferences and properties before the operators and panels that use them
 CLASSES = (*preferences.classes, *properties.classes, *ops_engine.classes, *ops_fit.classes,
@@ -23,6 +23,7 @@ def register() -> None:
 
 
 def unregister() -> None:
+    polling.remove_timers()
     ops_fit.unregister_hook()
     ops_engine.unregister_hook()
     handlers.unregister_handlers()

@@ -65,7 +65,6 @@ class FitJob:
         self.previews = 0  # live previews shown so far
         self.error: str | None = None
         self.result: dict | None = None
-        self.timer = None  # the modal operator's event timer, removed on unregister
         self.folder = tempfile.mkdtemp(prefix="imfit-", dir=bpy.app.tempdir or None)
         try:
             job_path = self._write_job(image, weight, config, init_json, preview_seconds)

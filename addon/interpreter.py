@@ -56,6 +56,11 @@ def probe(prefs) -> dict:
         python, env = engine_python(prefs)
     except ImfitError as e:
         return {"error": str(e)}
+    return run_probe(python, env)
+
+
+def run_probe(python: str, env: dict) -> dict:
+    """The probe itself: no bpy, so it may run on a thread while the UI stays responsive."""
     try:
         done = subprocess.run(worker.module_command(python, "probe"), env=env, capture_output=True, text=True,
                               timeout=PROBE_TIMEOUT, stdin=subprocess.DEVNULL)

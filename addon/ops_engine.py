@@ -1,12 +1,18 @@
-"""Preferences operators: check the engine Python, install PyTorch into the extension's folder."""
+"""Preferences operators: check the engine Python, install PyTorch into the extension's folder.
+
+Both wait on a process (the probe imports torch, the install downloads it), so both are
+polled: Blender stays responsive while they run.
+"""
 from __future__ import annotations
 
 import sys
+import threading
 
 import bpy
 
 from . import interpreter
 from .engine import ImfitError, worker
+from .polling import PollingOperator
 from .preferences import CPU_INDEX_URL, get_preferences
 from .worker_client import WorkerProcess, exit_description
 
@@ -24,34 +30,44 @@ class _InstallStatus:
 install_status = _InstallStatus()
 
 
-def _redraw_preferences() -> None:
-    for window in bpy.context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type == "PREFERENCES":
-                area.tag_redraw()
+def store_probe(context, info: dict) -> None:
+    prefs = get_preferences(context)
+    if hasattr(prefs, "store_probe"):  # real preferences (not the defaults used outside the add-on system)
+        prefs.store_probe(info)
 
 
-class IMFIT_OT_check_engine(bpy.types.Operator):
+class IMFIT_OT_check_engine(PollingOperator, bpy.types.Operator):
     bl_idname = "imfit.check_engine"
     bl_label = "Check ImFit Engine"
     bl_description = "Run a tiny probe in the engine's Python: PyTorch version, GPU, missing packages"
 
     def execute(self, context):
-        prefs = get_preferences(context)
-        info = interpreter.probe(prefs)
-        if hasattr(prefs, "store_probe"):
-            prefs.store_probe(info)
-        line = interpreter.status_line(info)
-        self.report({"INFO"} if interpreter.engine_ready(info) else {"WARNING"}, line)
+        try:
+            python, env = interpreter.engine_python(get_preferences(context))
+        except ImfitError as e:
+            self._probe = [{"error": str(e)}]
+            return self.poll_job(context, 0.0)
+        self._probe = []  # filled by the thread: run_probe touches no bpy data
+        self._thread = threading.Thread(target=lambda: self._probe.append(interpreter.run_probe(python, env)),
+                                        name="imfit-probe", daemon=True)
+        self._thread.start()
+        return self.run_polled(context, blocking=bpy.app.background)
+
+    def poll_job(self, context, timeout):
+        if not self._probe:
+            self._thread.join(timeout)
+            return None
+        info = self._probe[0]
+        store_probe(context, info)
+        level = {"INFO"} if interpreter.engine_ready(info) else {"WARNING"}
+        self.report(level, f"ImFit engine: {interpreter.status_line(info)}")
         return {"FINISHED"}
 
 
-class IMFIT_OT_install_torch(bpy.types.Operator):
+class IMFIT_OT_install_torch(PollingOperator, bpy.types.Operator):
     bl_idname = "imfit.install_torch"
     bl_label = "Install PyTorch"
     bl_description = "Download PyTorch and pillow with pip into this add-on's own folder (needs Online Access)"
-
-    _timer = None
 
     @classmethod
     def poll(cls, context):
@@ -66,54 +82,41 @@ class IMFIT_OT_install_torch(bpy.types.Operator):
     def execute(self, context):
         prefs = get_preferences(context)
         site = interpreter.site_folder(create=True)
-        index_url = CPU_INDEX_URL if prefs.install_build == "CPU" else prefs.cuda_index_url.strip() or None
+        index_url = {"CPU": CPU_INDEX_URL, "CUDA": prefs.cuda_index_url.strip()}.get(prefs.install_build)
         args = ["install", site] + (["--index-url", index_url] if index_url else [])
-        install_status.process = WorkerProcess(worker.module_command(sys.executable, *args),
-                                               env=interpreter.worker_environment([]))
+        # always Blender's own Python: the site folder is for it
+        process = WorkerProcess(worker.module_command(sys.executable, *args), env=interpreter.worker_environment([]))
         try:
-            install_status.process.start()
+            process.start()
         except ImfitError as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
-        install_status.running, install_status.failed, install_status.text = True, False, "Installing PyTorch..."
-        if bpy.app.background:  # no modal handlers without a UI
-            while install_status.running:
-                self._consume(context, timeout=1.0)
-            return {"FINISHED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.5, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        install_status.process, install_status.running, install_status.failed = process, True, False
+        install_status.text = "Installing PyTorch..."
+        return self.run_polled(context, blocking=bpy.app.background)
 
-    def _consume(self, context, timeout: float = 0.0) -> None:
+    def poll_job(self, context, timeout):
         for message in install_status.process.messages(timeout):
-            if message["type"] == "log":
+            kind = message["type"]
+            if kind == "log":
                 install_status.text = message["line"][:120]
-            elif message["type"] == "error":
+            elif kind == "error":
                 install_status.text, install_status.failed = message["message"], True
                 self.report({"ERROR"}, message["message"])
-            elif message["type"] == "result":
-                prefs = get_preferences(context)
-                info = interpreter.probe(prefs)
-                if hasattr(prefs, "store_probe"):
-                    prefs.store_probe(info)
-                install_status.text = "Installed: " + interpreter.status_line(info)
-                self.report({"INFO"}, install_status.text)
-            elif message["type"] == "exit":
+            elif kind == "result":
+                install_status.text = "PyTorch installed"
+                self.report({"INFO"}, f"ImFit: PyTorch installed in {message['path']}")
+                bpy.ops.imfit.check_engine()  # refresh the status line (polled too)
+            elif kind == "exit":
                 install_status.running = False
                 if message["returncode"] != 0 and not install_status.failed:
+                    install_status.failed = True
                     install_status.text = (f"the installer {exit_description(message['returncode'])}: "
                                            f"{message['stderr'][-200:]}")
                     self.report({"ERROR"}, install_status.text)
-
-    def modal(self, context, event):
-        if event.type == "TIMER":
-            self._consume(context)
-            _redraw_preferences()
-            if not install_status.running:
-                context.window_manager.event_timer_remove(self._timer)
-                return {"FINISHED"}
-        return {"PASS_THROUGH"}
+        if install_status.running:
+            return None
+        return {"CANCELLED"} if install_status.failed else {"FINISHED"}
 
 
 classes = (IMFIT_OT_check_engine, IMFIT_OT_install_torch)

@@ -11,10 +11,8 @@ from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from . import fit_job, interpreter, stored_fit
 from .engine import ImfitError
+from .polling import PollingOperator
 from .preferences import get_preferences
-
-POLL_SECONDS = 0.25
-
 
 def image_in_editor(context):
     """The image of the current Image Editor, else of any Image Editor in the window."""
@@ -42,14 +40,7 @@ def source_image(context, name: str = ""):
     return image
 
 
-def redraw_all(context) -> None:
-    for window in context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type in {"IMAGE_EDITOR", "VIEW_3D", "NODE_EDITOR", "STATUSBAR"}:
-                area.tag_redraw()
-
-
-class _FitOperator:
+class _FitOperator(PollingOperator):
     image: StringProperty(name="Image", description="Name of the image to fit (default: the panel's image)")
     num_wavelets: IntProperty(name="Wavelets", min=1, default=256, description="Number of Gabor wavelets")
     size: IntProperty(name="Size", min=8, default=256, description="Longest side of the training image, pixels")
@@ -59,7 +50,6 @@ class _FitOperator:
 
     refine = False
     _job = None
-    _timer = None
 
     @classmethod
     def poll(cls, context):
@@ -91,13 +81,6 @@ class _FitOperator:
                               python=python, env=env, create_plane=create_plane and not self.refine,
                               init_json=init_json).start()
 
-    def _finish(self, job) -> set:
-        if job.error:
-            self.report({"ERROR"}, f"ImFit: {job.error}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, job.summary())
-        return {"FINISHED"}
-
     def _start(self, context):
         """The started job, or None after reporting why not."""
         try:
@@ -109,35 +92,29 @@ class _FitOperator:
                                    "(Preferences > File Paths) and free disk space")
         return None
 
-    def execute(self, context):
-        job = self._start(context)
-        return self._finish(job.run_to_end()) if job else {"CANCELLED"}
+    def poll_job(self, context, timeout):
+        job = self._job
+        if job.tick(timeout):
+            return None
+        if job.error:
+            self.report({"ERROR"}, f"ImFit: {job.error}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, job.summary())
+        return {"FINISHED"}
+
+    def execute(self, context):  # scripts and background mode: return when the fit is done
+        self._job = self._start(context)
+        return self.run_polled(context, blocking=True) if self._job else {"CANCELLED"}
 
     def invoke(self, context, event):
-        if bpy.app.background:
-            return self.execute(context)
         self._job = self._start(context)
-        if self._job is None:
-            return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = self._job.timer = wm.event_timer_add(POLL_SECONDS, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        return self.run_polled(context, blocking=bpy.app.background) if self._job else {"CANCELLED"}
 
     def modal(self, context, event):
-        job = self._job
         if event.type == "ESC" and event.value == "PRESS":
-            job.request_stop()
+            self._job.request_stop()  # the worker still sends its best result
             return {"RUNNING_MODAL"}
-        if event.type != "TIMER":  # any timer will do: a tick only drains the queue
-            return {"PASS_THROUGH"}
-        job.tick()
-        redraw_all(context)
-        if job.running:
-            return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self._timer)
-        job.timer = None
-        return self._finish(job)
+        return super().modal(context, event)
 
 
 class IMFIT_OT_fit(_FitOperator, bpy.types.Operator):
@@ -177,9 +154,5 @@ classes = (IMFIT_OT_fit, IMFIT_OT_refine, IMFIT_OT_cancel)
 
 
 def unregister_hook() -> None:
-    """End a running fit and its timer: nothing may outlive the add-on."""
-    job = fit_job.active_job()
-    if job is not None and job.timer is not None:
-        bpy.context.window_manager.event_timer_remove(job.timer)
-        job.timer = None
+    """End a running fit: no worker may outlive the add-on."""
     fit_job.shutdown_active()

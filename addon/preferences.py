@@ -39,8 +39,9 @@ class IMFIT_AddonPreferences(bpy.types.AddonPreferences):
         name="PyTorch Build",
         description="Which PyTorch build Install PyTorch downloads",
         items=(
-            ("CPU", "CPU", "The small CPU-only build (about 200 MB)"),
+            ("CPU", "CPU", "The small CPU-only build from PyTorch's index (about 200 MB; on macOS it uses the GPU)"),
             ("CUDA", "CUDA", "The NVIDIA GPU build from the index below (several GB)"),
+            ("PYPI", "PyPI Default", "PyPI's own build: CUDA on Linux (several GB), CPU on Windows, GPU on macOS"),
         ),
         default="CPU",
     )

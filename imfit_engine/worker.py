@@ -257,6 +257,7 @@ def probe() -> int:
     if info["torch"]:
         import torch
 
+        info["torch_path"] = os.path.dirname(torch.__file__)
         info["cuda"] = bool(torch.cuda.is_available())
         info["gpu"] = torch.cuda.get_device_name(0) if info["cuda"] else None
         info["mps"] = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())

@@ -109,14 +109,19 @@ print("REPORT " + json.dumps(report))
 '''
 
 
-def test_zip_installs_fits_and_unregisters_cleanly(extension_zip, tmp_path):
-    user = tmp_path / "blender_user"
+def run_in_sandbox(script: str, user: Path, *args: str, timeout: float = 300) -> dict:
+    """Run ``script`` in a fresh Python whose Blender user folder is ``user``; its REPORT line, parsed."""
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(user), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-c", SANDBOX_SCRIPT, str(extension_zip), str(REPO / "tests/data/coffee.png")],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=user.parent)
     lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
     assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
-    report = json.loads(lines[-1][len("REPORT "):])
+    return json.loads(lines[-1][len("REPORT "):])
+
+
+def test_zip_installs_fits_and_unregisters_cleanly(extension_zip, tmp_path):
+    user = tmp_path / "blender_user"
+    report = run_in_sandbox(SANDBOX_SCRIPT, user, str(extension_zip), str(REPO / "tests/data/coffee.png"))
 
     # the installed copy's engine runs the fit, not the checkout's
     assert Path(report["engine_root"]).resolve().is_relative_to(user.resolve())
@@ -132,3 +137,31 @@ def test_zip_installs_fits_and_unregisters_cleanly(extension_zip, tmp_path):
     assert report["after_disable"] == []
     assert set(report["re_enabled"]) == enabled
     assert report["fit_again"]["result"] == ["FINISHED"]
+
+
+INSTALL_TORCH_SCRIPT = r'''
+import json, os, sys
+import bpy
+
+MODULE = "bl_ext.user_default.gabor_imfit"
+bpy.ops.extensions.package_install_files(filepath=sys.argv[1], repo="user_default", enable_on_install=True)
+bpy.context.preferences.system.use_online_access = True
+prefs = bpy.context.preferences.addons[MODULE].preferences
+prefs.install_build = "PYPI"  # this machine reaches PyPI only
+result = bpy.ops.imfit.install_torch()
+site = bpy.utils.extension_path_user(MODULE, path="site")
+status = sys.modules[MODULE + ".addon.ops_engine"].install_status
+print("REPORT " + json.dumps({"result": sorted(result), "site": site, "files": sorted(os.listdir(site)),
+                              "status": status.text,
+                              "probe": prefs.cached_probe()}))
+'''
+
+
+@pytest.mark.slow
+def test_install_pytorch_into_the_extension_folder(extension_zip, tmp_path):
+    """Downloads torch (about a minute): pip runs in the worker, the probe then sees the folder's torch."""
+    report = run_in_sandbox(INSTALL_TORCH_SCRIPT, tmp_path / "blender_user", str(extension_zip), timeout=600)
+    assert report["result"] == ["FINISHED"], report["status"]
+    assert "torch" in report["files"] and "PIL" in report["files"]
+    assert report["probe"]["torch"].startswith("2.13.0")
+    assert Path(report["probe"]["torch_path"]).parent == Path(report["site"])  # the worker uses the folder's torch

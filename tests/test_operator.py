@@ -10,6 +10,7 @@ import math
 import os
 import signal
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -179,11 +180,24 @@ def test_worker_errors_reach_the_user(ext, tmp_path):
         bpy.ops.imfit.fit(image="nope.png")
     with pytest.raises(RuntimeError, match="has no stored fit"):
         bpy.ops.imfit.refine(image=image.name)
+    missing = bpy.data.images.new("missing", 4, 4)
+    missing.source, missing.filepath = "FILE", str(tmp_path / "gone.png")
+    with pytest.raises(RuntimeError, match="image missing has no pixels .*Reload or relink it"):
+        bpy.ops.imfit.fit(image="missing", **TINY)
     bpy.context.scene.imfit.device = "CUDA"  # this machine's torch has no CUDA (on a GPU box it fits)
     import torch
 
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="sees no CUDA GPU"):
+            bpy.ops.imfit.fit(image=image.name, **TINY)
+    bpy.context.scene.imfit.device = "CPU"
+
+    # the interpreter this venv was made from has no torch: the worker says so in words
+    base_python = Path(sys.base_prefix) / "bin" / "python3"
+    if base_python.exists() and subprocess.run([base_python, "-c", "import torch"], capture_output=True).returncode:
+        prefs = ext.addon.preferences.get_preferences()
+        prefs.python_source, prefs.python_path = "EXTERNAL", str(base_python)
+        with pytest.raises(RuntimeError, match="has no torch .*Install PyTorch from the add-on preferences"):
             bpy.ops.imfit.fit(image=image.name, **TINY)
 
 
