@@ -43,6 +43,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default %(default)s)")
     p.add_argument("--format", choices=pipeline.OUTPUT_FORMATS, default="json", help="parameter file format")
+    p.add_argument("--preset", choices=sorted(pipeline.PRESETS), default="default",
+                   help="seed: torch-imfit's own algorithm, for comparisons (no warm start)")
 
 
 def _config(a) -> FitConfig:
@@ -55,7 +57,7 @@ def _config(a) -> FitConfig:
         raise ImfitError(f"--global-lr must be positive, got {a.global_lr}")
     return FitConfig(num_wavelets=a.num_gabors, size=a.size, iterations=a.iterations, iter_multiple=a.iter_multiple,
                      rescales=a.rescales, lr=a.global_lr, gamma=a.gamma, l1=a.l1, gradient=a.gradient, sobel=a.sobel,
-                     mutation_scale=a.mutation_scale, device=a.device, seed=a.seed)
+                     mutation_scale=a.mutation_scale, device=a.device, seed=a.seed, preset=a.preset)
 
 
 class _StopFlag:

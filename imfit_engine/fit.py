@@ -45,6 +45,7 @@ class FitConfig:
     seed: int = 0
     reseed_every: int = 50  # iterations between dead-wavelet re-seeding passes (0: never)
     carrier_solve_steps: int = 12  # least-squares steps for amplitudes/phases after (re)seeding
+    preset: str = "default"  # "seed": torch-imfit's algorithm (pipeline.PRESETS), for comparisons
 
     def to_dict(self) -> dict:
         return asdict(self)

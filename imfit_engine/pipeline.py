@@ -10,11 +10,14 @@ import numpy as np
 from . import formats, images
 from .errors import ImfitError
 from .fit import FitConfig, FitResult, fit
+from .seed_preset import fit_seed
 from .model import WaveletSet
 
 log = logging.getLogger("imfit")
 
 OUTPUT_FORMATS = ("json", "txt", "both")
+# "seed" reproduces torch-imfit's algorithm (the benchmark's baseline); "default" is ours
+PRESETS = {"default": fit, "seed": fit_seed}
 
 
 def load_inputs(image_path, weight_path=None) -> tuple[np.ndarray, Optional[np.ndarray]]:
@@ -43,8 +46,9 @@ def fit_image_file(
     should_stop=None,
 ) -> FitResult:
     rgb, weight = load_inputs(image_path, weight_path)
-    result = fit(rgb, weight, config, init=init, on_progress=on_progress, should_stop=should_stop,
-                 source_name=Path(image_path).name)
+    kwargs = {"init": init} if init is not None else {}
+    result = PRESETS[config.preset](rgb, weight, config, on_progress=on_progress, should_stop=should_stop,
+                             source_name=Path(image_path).name, **kwargs)
     if result.message:
         log.warning("%s: %s", image_path, result.message)
     return result
