@@ -4,8 +4,6 @@ Invoked from the UI a fit is modal: a timer polls the worker, Esc or Cancel stop
 result so far is kept) and Blender stays responsive.  Executed (scripts, background mode) it
 runs to the end before returning.  No 'REGISTER': the redo panel would re-run a whole fit.
 """
-from __future__ import annotations
-
 import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 

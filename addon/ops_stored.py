@@ -1,6 +1,4 @@
 """Operators on the fit stored in the .blend: rebuild its node group, export it as JSON or .txt."""
-from __future__ import annotations
-
 import bpy
 from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper

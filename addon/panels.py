@@ -2,15 +2,18 @@
 the menu entries that make the operators findable with F3."""
 from __future__ import annotations
 
+import textwrap
+
 import bpy
 
 from . import fit_job, node_tree, stored_fit
+from .engine import ImfitError
 from .ops_engine import IMFIT_OT_check_engine
 from .ops_fit import IMFIT_OT_cancel, IMFIT_OT_fit, IMFIT_OT_refine, source_image
 from .ops_stored import IMFIT_OT_export_json, IMFIT_OT_export_txt, IMFIT_OT_rebuild
-from .engine import ImfitError
 
 PREVIEW_ICON_SCALE = 8.0
+LABEL_CHARS = 40  # a sidebar's width in characters, about
 
 
 def _draw_progress(layout, job) -> None:
@@ -27,65 +30,74 @@ class _ImfitPanel:
         return space.type != "NODE_EDITOR" or space.tree_type == "ShaderNodeTree"
 
 
+def _label_lines(layout, text: str, icon: str) -> None:
+    """A long message as several labels (labels do not wrap)."""
+    for i, line in enumerate(textwrap.wrap(text, LABEL_CHARS)):
+        layout.label(text=line, icon=icon if i == 0 else "BLANK1")
+
+
+def _stored_image_name(context) -> str | None:
+    """The name of the panel's image when it has a stored fit."""
+    try:
+        image_name = source_image(context).name
+    except ImfitError:
+        return None
+    return image_name if stored_fit.find_text(image_name) is not None else None
+
+
 class _MainPanel(_ImfitPanel):
     bl_label = "Gabor ImFit"
 
     def draw(self, context):
         layout = self.layout
         settings = context.scene.imfit
+        engine = context.scene.render.engine
+        stored_name = _stored_image_name(context)
+
         col = layout.column(align=True)
         col.template_ID(settings, "image", open="image.open")
         col.prop(settings, "weight")
-
         col = layout.column(align=True)
         col.use_property_split = True
         col.use_property_decorate = False
         for name in ("num_wavelets", "size", "iterations", "rescales", "device", "create_plane"):
             col.prop(settings, name)
+        note = node_tree.limits_note(settings.num_wavelets, engine)
+        if note:
+            _label_lines(layout, note, "ERROR")
 
         job = fit_job.active_job()
-        running = job is not None and job.running
         row = layout.row(align=True)
         row.scale_y = 1.4
-        if running:
+        if job is not None and job.running:
             _draw_progress(row, job)
-            layout.operator(IMFIT_OT_cancel.bl_idname, text="Cancel", icon="CANCEL")
+            row.operator(IMFIT_OT_cancel.bl_idname, text="", icon="CANCEL")
         else:
             row.operator(IMFIT_OT_fit.bl_idname, text="Fit", icon="PLAY")
             sub = row.row(align=True)
-            sub.enabled = self._stored_image(context) is not None
+            sub.enabled = stored_name is not None
             sub.operator(IMFIT_OT_refine.bl_idname, text="Refine", icon="FILE_REFRESH")
             if job is not None and job.error:
-                layout.label(text=job.error, icon="ERROR")
+                _label_lines(layout, job.error, "ERROR")
 
         preview = bpy.data.images.get(fit_job.PREVIEW_IMAGE)
         if preview is not None and preview.preview is not None:
-            layout.template_icon(icon_value=preview.preview_ensure().icon_id, scale=PREVIEW_ICON_SCALE)
-        self._draw_result(context, layout, settings)
+            layout.template_icon(icon_value=preview.preview.icon_id, scale=PREVIEW_ICON_SCALE)
+        if stored_name is not None:
+            self._draw_stored(layout, settings, stored_name, engine)
 
     @staticmethod
-    def _stored_image(context) -> str | None:
-        """The name of the panel's image when it has a stored fit."""
-        try:
-            image_name = source_image(context).name
-        except ImfitError:
-            return None
-        return image_name if stored_fit.find_text(image_name) is not None else None
-
-    def _draw_result(self, context, layout, settings) -> None:
-        image_name = self._stored_image(context)
-        if image_name is None:
-            return
+    def _draw_stored(layout, settings, image_name: str, engine: str) -> None:
         box = layout.box()
         if settings.result_image == image_name:
             stopped = " (stopped early)" if settings.result_stopped else ""
             box.label(text=f"{settings.result_wavelets} wavelets, PSNR {settings.result_psnr:.2f} dB, "
                            f"{settings.result_seconds:.1f} s{stopped}", icon="CHECKMARK")
         group = stored_fit.find_group(image_name)
-        if group is not None:
-            note = node_tree.limits_note(int(group.get("imfit_count", 0)), context.scene.render.engine)
-            if note:
-                box.label(text=note, icon="ERROR")
+        count = int(group.get("imfit_count", 0)) if group is not None else 0
+        note = node_tree.limits_note(count, engine) if count != settings.num_wavelets else None
+        if note:
+            _label_lines(box, note, "ERROR")
         row = box.row(align=True)
         row.operator(IMFIT_OT_rebuild.bl_idname, text="Rebuild", icon="NODETREE")
         row.operator(IMFIT_OT_export_json.bl_idname, text="JSON", icon="EXPORT")

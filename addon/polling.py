@@ -7,8 +7,6 @@ is called in a loop until the job ends.
 """
 from __future__ import annotations
 
-import bpy
-
 POLL_SECONDS = 0.25
 
 _timers = []  # (window manager, timer) of running modal operators, removed on unregister

@@ -1,6 +1,4 @@
 """Add-on preferences: where the engine's PyTorch comes from, the default device, the probe's status."""
-from __future__ import annotations
-
 import json
 
 import bpy

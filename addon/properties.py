@@ -1,6 +1,4 @@
 """The fit settings and the last result, stored on the scene as ``scene.imfit``."""
-from __future__ import annotations
-
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 

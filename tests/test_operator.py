@@ -307,3 +307,25 @@ def test_check_engine_probes_and_caches(ext, tmp_path):
     info = prefs.cached_probe()
     assert "exit code 3" in info["error"] and "no torch here" in info["error"]
     assert not ext.addon.interpreter.engine_ready(info)
+
+
+def test_worker_process_separates_protocol_from_noise(ext):
+    """Stray output never becomes a message; the exit message comes last with the stderr tail."""
+    worker_client, worker = ext.addon.worker_client, ext.addon.engine.worker
+    script = ("import sys\n"
+              "print('loading weights...')\n"
+              f"sys.stdout.write({worker.encode_message('progress', iteration=1, total=2)!r})\n"
+              "print('@imfit {not json')\n"
+              "print('warning: something', file=sys.stderr)\n"
+              "sys.exit(sys.stdin.readline().strip() == 'stop' and 7)\n")
+    process = worker_client.WorkerProcess([sys.executable, "-c", script])
+    process.start()
+    process.request_stop()
+    messages = []
+    deadline = time.monotonic() + 30
+    while not process.exited and time.monotonic() < deadline:
+        messages += process.messages(timeout=0.5)
+    assert [m["type"] for m in messages] == ["progress", "exit"]
+    assert messages[0]["iteration"] == 1 and messages[1]["returncode"] == 7
+    assert "warning: something" in messages[1]["stderr"] and "loading weights..." in messages[1]["stderr"]
+    assert worker_client.exit_description(-9) == "was killed (SIGKILL)"
