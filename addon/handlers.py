@@ -1,8 +1,12 @@
-"""Keep every ImFit node group's atom in the body the scene's render engine needs (node_tree.set_backend).
+"""Application handlers: node groups that follow the render engine, fits that end with their file.
 
 Cycles and EEVEE need different node layouts for the same wavelet (FACTS.md); the engine can
-change at any time, so the groups follow it: on depsgraph updates (the UI changing the
-engine), before a render started from the main thread, and after a file is loaded.
+change at any time, so every ImFit group's atom follows it (node_tree.set_backend): on
+depsgraph updates (the UI changing the engine), before a render started from the main
+thread, and after a file is loaded.
+
+Loading a file removes modal operators, so nothing would poll a running fit any more, and its
+result belongs to the file being closed: the fit is ended before the load.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import threading
 import bpy
 from bpy.app.handlers import persistent
 
-from . import node_tree, stored_fit
+from . import fit_job, node_tree, stored_fit
 
 
 def sync_backends(scene) -> int:
@@ -45,7 +49,13 @@ def imfit_sync_on_load(*_):
     sync_backends(getattr(bpy.context, "scene", None) or next(iter(bpy.data.scenes), None))
 
 
+@persistent
+def imfit_end_fit_on_load(*_):
+    fit_job.shutdown_active()
+
+
 HANDLERS = (
+    (bpy.app.handlers.load_pre, imfit_end_fit_on_load),
     (bpy.app.handlers.depsgraph_update_post, imfit_sync_on_depsgraph),
     (bpy.app.handlers.render_pre, imfit_sync_on_render_pre),
     (bpy.app.handlers.load_post, imfit_sync_on_load),

@@ -130,6 +130,7 @@ def test_zip_installs_fits_and_unregisters_cleanly(extension_zip, tmp_path):
                      "IMFIT_PT_VIEW3D_main", "IMFIT_PT_NODE_main", "IMFIT_PT_NODE_losses", "Scene.imfit",
                      "bpy.ops.imfit.fit", "depsgraph_update_post:imfit_sync_on_depsgraph",
                      "render_pre:imfit_sync_on_render_pre", "load_post:imfit_sync_on_load",
+                     "load_pre:imfit_end_fit_on_load",
                      "STATUSBAR_HT_header:draw_status_bar", "preferences"):
         assert expected in enabled, expected
     assert report["fit"]["result"] == ["FINISHED"] and report["fit"]["group"]

@@ -158,6 +158,17 @@ def test_killed_worker_is_reported_not_waited_for(ext):
     assert ext.addon.stored_fit.find_text(image.name) is None
 
 
+def test_loading_another_file_ends_a_running_fit(ext):
+    job = start_long_job(ext, load("coffee.png"))
+    bpy.ops.wm.read_homefile(use_empty=True)  # modal operators do not survive a file load
+    assert not job.running and ext.addon.fit_job.active_job() is None
+    deadline = time.monotonic() + 10
+    while not job.process.exited and time.monotonic() < deadline:
+        job.process.messages(timeout=0.5)
+    assert job.process.exited  # the worker is gone too
+    assert not os.path.exists(job.folder)
+
+
 def test_engine_python_that_exits_is_a_report(ext, tmp_path):
     script = tmp_path / "broken-python"
     script.write_text("#!/bin/sh\necho 'this python is broken' >&2\nexit 1\n")
