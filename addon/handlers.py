@@ -25,7 +25,8 @@ def sync_backends(scene) -> int:
     backend = node_tree.backend_for_engine(scene.render.engine)
     changed = 0
     for group in stored_fit.wavelet_groups():
-        if group.get("imfit_backend") != backend:  # cheap check first: set_backend walks the tree
+        # cheap check first (set_backend walks the tree); a body may be a variant ("EEVEE_LOOP")
+        if not str(group.get("imfit_backend", "")).startswith(backend):
             changed += node_tree.set_backend(group, backend)
     return changed
 
