@@ -134,8 +134,8 @@ def _panel_classes() -> tuple:
     return tuple(classes)
 
 
-class IMFIT_MT_image_menu(bpy.types.Menu):
-    bl_idname = "IMFIT_MT_image_menu"
+class IMFIT_MT_menu(bpy.types.Menu):
+    bl_idname = "IMFIT_MT_menu"
     bl_label = "Gabor ImFit"
 
     def draw(self, context):
@@ -151,9 +151,9 @@ class IMFIT_MT_image_menu(bpy.types.Menu):
         layout.operator(IMFIT_OT_check_engine.bl_idname)
 
 
-def draw_image_menu(self, context):
+def draw_submenu(self, context):
     self.layout.separator()
-    self.layout.menu(IMFIT_MT_image_menu.bl_idname)
+    self.layout.menu(IMFIT_MT_menu.bl_idname)
 
 
 def draw_export_menu(self, context):
@@ -169,11 +169,13 @@ def draw_status_bar(self, context):
         _draw_progress(row, job)
 
 
-classes = (*_panel_classes(), IMFIT_MT_image_menu)
+classes = (*_panel_classes(), IMFIT_MT_menu)
 
-# (header or menu, draw function) pairs appended on register, removed on unregister
+# (header or menu, draw function) pairs appended on register, removed on unregister.  F3 searches
+# the current editor's menus and the top bar's: Image > Gabor ImFit, Node > Gabor ImFit, File > Export.
 MENU_APPENDS = (
-    (bpy.types.IMAGE_MT_image, draw_image_menu),
+    (bpy.types.IMAGE_MT_image, draw_submenu),
+    (bpy.types.NODE_MT_node, draw_submenu),
     (bpy.types.TOPBAR_MT_file_export, draw_export_menu),
     (bpy.types.STATUSBAR_HT_header, draw_status_bar),
 )

@@ -80,7 +80,8 @@ def registered():
         handlers = getattr(bpy.app.handlers, name)
         if isinstance(handlers, list):
             found += [f"{name}:{f.__name__}" for f in handlers if getattr(f, "__module__", "").startswith(MODULE)]
-    for owner in (bpy.types.STATUSBAR_HT_header, bpy.types.IMAGE_MT_image, bpy.types.TOPBAR_MT_file_export):
+    for owner in (bpy.types.STATUSBAR_HT_header, bpy.types.IMAGE_MT_image, bpy.types.NODE_MT_node,
+                  bpy.types.TOPBAR_MT_file_export):
         draw_funcs = owner._dyn_ui_initialize()
         found += [f"{owner.__name__}:{f.__name__}" for f in draw_funcs
                   if getattr(f, "__module__", "").startswith(MODULE)]
@@ -131,7 +132,8 @@ def test_zip_installs_fits_and_unregisters_cleanly(extension_zip, tmp_path):
                      "bpy.ops.imfit.fit", "depsgraph_update_post:imfit_sync_on_depsgraph",
                      "render_pre:imfit_sync_on_render_pre", "load_post:imfit_sync_on_load",
                      "load_pre:imfit_end_fit_on_load",
-                     "STATUSBAR_HT_header:draw_status_bar", "preferences"):
+                     "STATUSBAR_HT_header:draw_status_bar", "IMAGE_MT_image:draw_submenu",
+                     "NODE_MT_node:draw_submenu", "TOPBAR_MT_file_export:draw_export_menu", "preferences"):
         assert expected in enabled, expected
     assert report["fit"]["result"] == ["FINISHED"] and report["fit"]["group"]
     assert report["fit"]["psnr"] > 12.0
