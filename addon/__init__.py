@@ -1,7 +1,9 @@
 """The Blender side of Gabor ImFit: preferences, scene settings, operators, panels, handlers.
 
 Only registration is wired here; each module holds one concern.  No maths and no torch in
-this package: fits run in a worker process (``imfit_engine.worker``).
+this package: fits run in a worker process (``imfit_engine.worker``).  Modules that declare
+bpy properties do not use ``from __future__ import annotations``: Blender reads those
+annotations as objects when it registers the classes.
 """
 from __future__ import annotations
 

@@ -202,7 +202,7 @@ class FitJob:
 
     def summary(self) -> str:
         r = self.result
-        stopped = " (stopped early: best result kept)" if r["stopped"] else ""
+        stopped = f" ({r.get('message') or 'stopped early'}; best result kept)" if r["stopped"] else ""
         return (f"ImFit: {r['wavelets']} wavelets fitted to {self.image_name}, PSNR {r['psnr']:.2f} dB "
                 f"in {r['seconds']:.1f} s{stopped}")
 

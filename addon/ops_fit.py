@@ -12,6 +12,7 @@ from .engine import ImfitError
 from .polling import PollingOperator
 from .preferences import get_preferences
 
+
 def image_in_editor(context):
     """The image of the current Image Editor, else of any Image Editor in the window."""
     space = getattr(context, "space_data", None)

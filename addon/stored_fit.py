@@ -43,10 +43,6 @@ def load(image_name: str):
     return formats.parse_json_text(text.as_string(), f"text {text.name!r}")
 
 
-def stored_image_names() -> list[str]:
-    return sorted({t[IMAGE_KEY] for t in bpy.data.texts if isinstance(t.get(IMAGE_KEY), str)})
-
-
 def find_group(image_name: str):
     group = bpy.data.node_groups.get(node_tree.group_name(image_name))
     return group if group is not None and group.get(IMAGE_KEY) == image_name else None
