@@ -24,6 +24,7 @@ Everything here is layout; the formula is ``imfit_engine.model``'s.  No torch.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import bpy
@@ -34,7 +35,7 @@ from ..imfit_engine.errors import ImfitError
 
 GROUP_PREFIX = "ImFit "
 CHUNK = 64  # wavelets per sub-group: build time grows with the square of a tree's node count
-BACKENDS = ("CYCLES", "EEVEE")
+BACKENDS = ("CYCLES", "EEVEE")  # what callers ask for; EEVEE may run as "EEVEE_LOOP"
 # The unlinked Vector input's value: no real coordinate is this far out, so the group can tell
 # "unlinked" from "linked" and use the UV map then (shader groups have no implicit UV input).
 UNLINKED_VECTOR = -1.0e20
@@ -85,6 +86,15 @@ GLOBAL_SOCKETS = (
     SocketSpec("Offset", "FLOAT", 0.0, "Added to the signed sum before it is clamped to [-1, 1] (brightness)"),
 )
 ATOM_GLOBALS = GLOBAL_SOCKETS[:4]  # the ones that act per wavelet; the others act on the sum
+# Inputs every chunk and atom receives from above.  "Zero" and "Envelope Base" are computed
+# from the UV so that they stay links after Blender inlines the tree (a constant would be
+# copied into every wavelet as an EEVEE uniform: 64 KiB per material in all).
+_PASSED_DOWN = (
+    ("Vector", "VECTOR", "Point in image heights: (u * aspect, v, 0)"),
+    ("Zero", "VECTOR", "(0, 0, 0), derived from the UV (internal)"),
+    ("Envelope Base", "FLOAT", "exp(-1), derived from the UV (internal)"),
+    *ATOM_GLOBALS,
+)
 _VECTOR_TIP = "Image UV (0..1, V up); the UV map when unlinked"
 _SUM_TIP = "Running signed sum of the wavelets before this one"
 
@@ -101,7 +111,7 @@ def group_name(image_name: str) -> str:
 
 
 def _by_identifier(sockets, identifier):
-    """Mix nodes repeat socket names per data type; identifiers are unique."""
+    """Sockets by identifier: names repeat (Mix) or hide unavailable sockets (Vector Rotate)."""
     return next(s for s in sockets if s.identifier == identifier)
 
 
@@ -134,6 +144,12 @@ class _Builder:
         node = self.node("ShaderNodeVectorMath", operation=op)
         for socket, value in zip(node.inputs, (a, b, c, scale)):
             self.feed(socket, value)
+        return node.outputs[output]
+
+    def node_output(self, idname, value, output):
+        """A one-input node fed with ``value``; returns its output ``output``."""
+        node = self.node(idname)
+        self.feed(node.inputs[0], value)
         return node.outputs[output]
 
     def combine(self, x, y, z):
@@ -216,79 +232,85 @@ def _reset_instances(tree, inputs):
 def _atom_interface(tree):
     _set_interface(
         tree,
-        [("Vector", "VECTOR", "Point in image heights: (u * aspect, v, 0)"), *WAVELET_SOCKETS, *ATOM_GLOBALS,
-         ("Sum", "VECTOR", _SUM_TIP)],
+        [_PASSED_DOWN[0], *WAVELET_SOCKETS, *_PASSED_DOWN[1:], ("Sum", "VECTOR", _SUM_TIP)],
         [("Sum", "VECTOR", "Running signed sum with this wavelet added")],
     )
 
 
-def _atom_parameters(b, gi, aspect):
+def _atom_parameters(b, v, aspect):
     """Parameter-only maths (constant per wavelet: Cycles and Blender 5.0 fold it away).
 
-    Returns the centre C = (u * aspect, v, 0), the rotation theta, the envelope sizes
-    sigma', gamma' and the carrier number k = 2 pi sqrt(2) sigma' / wavelength' such that with
-    W = (xr / (sqrt(2) sigma'), yr / (sqrt(2) gamma'), 0) the wavelet is
-    amp * exp(-W.W) * cos(k W.x + phase).
+    ``v`` maps the atom's input names to sockets.  Returns the centre C = (u * aspect, v, 0),
+    the rotation theta, the envelope scale S = (1 / (sqrt(2) sigma'), 1 / (sqrt(2) gamma'), 0),
+    the carrier number k = 2 pi sqrt(2) sigma' / wavelength' and the phases such that, with
+    W = R(-theta) (P - C) * S = (xr / (sqrt(2) sigma'), yr / (sqrt(2) gamma'), 0),
+    the wavelet is amp * exp(-W.W) * cos(k W.x + phase).
     """
-    g = gi.outputs
-    theta = b.math("ADD", g["Rotation"], g["Rotation Offset"])
-    sigma = b.math("MULTIPLY", g["Sigma"], g["Scale"])
-    gamma = b.math("MULTIPLY", g["Gamma"], g["Scale"])
-    centre = b.combine(b.math("MULTIPLY", g["X"], aspect), g["Y"], 0.0)
+    theta = b.math("ADD", v["Rotation"], v["Rotation Offset"])
+    root_half = math.sqrt(0.5)
+    scale = b.combine(*(b.math("DIVIDE", root_half, b.math("MULTIPLY", v[name], v["Scale"]))
+                        for name in ("Sigma", "Gamma")), 0.0)
+    centre = b.combine(b.math("MULTIPLY", v["X"], aspect), v["Y"], 0.0)
     # k = 2 pi sqrt2 sigma * f / wavelength: Scale cancels, the frequency multiplier does not
-    k = b.math("MULTIPLY", b.math("DIVIDE", g["Sigma"], g["Wavelength"]), g["Frequency Multiplier"])
+    k = b.math("MULTIPLY", b.math("DIVIDE", v["Sigma"], v["Wavelength"]), v["Frequency Multiplier"])
     k = b.math("MULTIPLY", k, 2.0 * math.pi * math.sqrt(2.0))
-    shift = g["Phase Shift"]
-    phase = b.vmath("ADD", g["Phase"], b.combine(shift, shift, shift))
-    return centre, theta, sigma, gamma, k, phase
+    shift = v["Phase Shift"]
+    phase = b.vmath("ADD", v["Phase"], b.combine(shift, shift, shift))
+    return centre, theta, scale, k, phase
 
 
-def _atom_tail(b, gi, go, w, k, phase):
-    """From W to the running sum: Sum + amp * exp(-W.W) * cos(k W.x + phase)."""
+def _wavelet_cycles(b, v, aspect):
+    """Sum + one wavelet, laid out for Cycles' SVM stack (see the module docstring)."""
+    centre, theta, scale, k, phase = _atom_parameters(b, v, aspect)
+    offset = b.vmath("MULTIPLY", centre, b.vmath("SCALE", scale, scale=-1.0))
+    # rot = C + R(-theta)(P - C), so (rot - C) * scale = W
+    w = b.vmath("MULTIPLY_ADD", _rotate(b, v["Vector"], theta, centre), scale, offset)
     env = b.math("POWER", math.exp(-1.0), b.vmath("DOT_PRODUCT", w, w, output="Value"))
     arg = b.vmath("DOT_PRODUCT", w, b.combine(k, 0.0, 0.0), output="Value")
     carrier = b.vmath("COSINE", b.mix("VECTOR", arg, phase, b.vmath("ADD", phase, (1.0, 1.0, 1.0))))
-    weight = b.vmath("SCALE", gi.outputs["Amplitude"], scale=env)
+    weight = b.vmath("SCALE", v["Amplitude"], scale=env)
     # running sum on the last input: SVM then evaluates the chain in order (FACTS.md)
-    total = b.vmath("MULTIPLY_ADD", carrier, weight, gi.outputs["Sum"])
-    b.links.new(total, go.inputs["Sum"])
+    return b.vmath("MULTIPLY_ADD", carrier, weight, v["Sum"])
 
 
-def _atom_body_cycles(b, gi, go, aspect):
-    centre, theta, sigma, gamma, k, phase = _atom_parameters(b, gi, aspect)
-    root_half = math.sqrt(0.5)
-    scale = b.combine(b.math("DIVIDE", root_half, sigma), b.math("DIVIDE", root_half, gamma), 0.0)
-    offset = b.vmath("MULTIPLY", centre, b.vmath("SCALE", scale, scale=-1.0))
+def _wavelet_eevee(b, v, aspect):
+    """Sum + one wavelet with few EEVEE uniforms.  EEVEE stores every unlinked input of every
+    node, unused ones included (a link into an unused input does not help), as a uniform: a
+    float 4 bytes, a vector 16.  So: constants only where the maths needs them, Math nodes
+    (float inputs) where a Vector Math node would carry unused vector inputs, the rotation
+    centre and the envelope base linked to values shared by all wavelets.  Measured on 5.0:
+    160 bytes per wavelet, so about 400 fit in one material."""
+    centre, theta, scale, k, phase = _atom_parameters(b, v, aspect)
+    # parameter-only (pre-computed): W = R(-theta) P * scale - R(-theta) C * scale
+    offset = b.vmath("MULTIPLY", _rotate(b, centre, theta, (0.0, 0.0, 0.0)), b.vmath("SCALE", scale, scale=-1.0))
+    # per pixel, from here on
+    w = b.vmath("MULTIPLY_ADD", _rotate(b, v["Vector"], theta, v["Zero"]), scale, offset)
+    env = b.math("POWER", v["Envelope Base"], b.vmath("DOT_PRODUCT", w, w, output="Value"))
+    arg = b.math("MULTIPLY", b.node_output("ShaderNodeSeparateXYZ", w, "X"), k)
+    phases = b.node("ShaderNodeSeparateXYZ")
+    b.feed(phases.inputs[0], phase)
+    carrier = b.vmath("COSINE", b.combine(*(b.math("ADD", arg, phases.outputs[c]) for c in range(3))))
+    weight = b.vmath("SCALE", v["Amplitude"], scale=env)
+    return b.vmath("MULTIPLY_ADD", carrier, weight, v["Sum"])
+
+
+def _rotate(b, vector, theta, centre):
+    """``centre + R(-theta) (vector - centre)``, about +Z."""
     rot = b.node("ShaderNodeVectorRotate", rotation_type="Z_AXIS", invert=True)
-    b.links.new(gi.outputs["Vector"], rot.inputs["Vector"])
-    b.links.new(centre, rot.inputs["Center"])
-    b.links.new(theta, rot.inputs["Angle"])
-    # rot = C + R(-theta)(P - C), so (rot - C) * scale = W
-    w = b.vmath("MULTIPLY_ADD", rot.outputs[0], scale, offset)
-    _atom_tail(b, gi, go, w, k, phase)
+    for name, value in (("Vector", vector), ("Center", centre), ("Angle", theta)):
+        b.feed(rot.inputs[name], value)
+    return rot.outputs[0]
 
 
-def _atom_body_eevee(b, gi, go, aspect):
-    centre, theta, sigma, gamma, k, phase = _atom_parameters(b, gi, aspect)
-    root2 = math.sqrt(2.0)
-    mapping = b.node("ShaderNodeMapping", vector_type="TEXTURE")
-    b.links.new(gi.outputs["Vector"], mapping.inputs["Vector"])
-    b.links.new(centre, mapping.inputs["Location"])
-    b.links.new(b.combine(0.0, 0.0, theta), mapping.inputs["Rotation"])
-    b.links.new(b.combine(b.math("MULTIPLY", sigma, root2), b.math("MULTIPLY", gamma, root2), 1.0),
-                mapping.inputs["Scale"])
-    # texture mapping: R(-theta)(P - C) / scale = W
-    _atom_tail(b, gi, go, mapping.outputs[0], k, phase)
-
-
-_ATOM_BODIES = {"CYCLES": _atom_body_cycles, "EEVEE": _atom_body_eevee}
+_ATOM_BODIES = {"CYCLES": _wavelet_cycles, "EEVEE": _wavelet_eevee, "EEVEE_LOOP": _wavelet_cycles}
 
 
 def _fill_atom(atom, aspect, backend):
     atom.nodes.clear()
     b = _Builder(atom)
     gi, go = b.io()
-    _ATOM_BODIES[backend](b, gi, go, aspect)
+    values = {socket.name: socket for socket in gi.outputs if socket.name}
+    b.links.new(_ATOM_BODIES[backend](b, values, aspect), go.inputs["Sum"])
     atom["imfit_backend"] = backend
     atom["imfit_aspect"] = float(aspect)
 
@@ -300,8 +322,7 @@ def _fill_atom(atom, aspect, backend):
 def _chunk_interface(tree):
     _set_interface(
         tree,
-        [("Vector", "VECTOR", "Point in image heights: (u * aspect, v, 0)"), *ATOM_GLOBALS,
-         ("Sum", "VECTOR", _SUM_TIP)],
+        [*_PASSED_DOWN, ("Sum", "VECTOR", _SUM_TIP)],
         [("Sum", "VECTOR", "Running signed sum with this chunk's wavelets added")],
     )
 
@@ -310,7 +331,7 @@ def _fill_chunk(chunk, atom, count):
     """``count`` atom instances W0000... chained by the running sum."""
     b = _Builder(chunk)
     gi, go = b.io()
-    shared = ["Vector", *(s.name for s in ATOM_GLOBALS)]
+    shared = [spec.name if isinstance(spec, SocketSpec) else spec[0] for spec in _PASSED_DOWN]
     running = gi.outputs["Sum"]
     for index in range(count):
         node = b.group(atom)
@@ -369,7 +390,7 @@ def _srgb_to_linear(b, value):
     return b.mix("FLOAT", b.math("GREATER_THAN", value, 0.04045), low, high)
 
 
-def _fill_top(tree, chunks, aspect):
+def _fill_top(tree, chunks, aspect, backend):
     tree.nodes.clear()
     b = _Builder(tree)
     gi, go = b.io()
@@ -383,15 +404,21 @@ def _fill_top(tree, chunks, aspect):
     chosen = b.vmath("ADD", b.vmath("SCALE", g["Vector"], scale=b.math("SUBTRACT", 1.0, unlinked)),
                      b.vmath("SCALE", uv, scale=unlinked))
     point = b.vmath("MULTIPLY", chosen, (float(aspect), 1.0, 0.0))
+    zero = b.vmath("SCALE", point, scale=0.0)
+    sources = {"Vector": point, "Zero": zero,
+               "Envelope Base": b.math("ADD", b.vmath("DOT_PRODUCT", zero, zero, output="Value"), math.exp(-1.0)),
+               **{spec.name: g[spec.name] for spec in ATOM_GLOBALS}}
     running = None
     for chunk in chunks:
         node = b.group(chunk)
-        b.links.new(point, node.inputs["Vector"])
-        for spec in ATOM_GLOBALS:
-            b.links.new(g[spec.name], node.inputs[spec.name])
+        for name, source in sources.items():
+            b.links.new(source, node.inputs[name])
         if running is not None:
             b.links.new(running, node.inputs["Sum"])
         running = node.outputs["Sum"]
+    if backend == "EEVEE_LOOP":
+        # the chunks stay (their sockets hold the values and keys) but the loop does the sum
+        running = _loop_sum(b, sources, _data_image(tree, _chunk_count(chunks)), _chunk_count(chunks), aspect)
     gain, bias = g["Amplitude Multiplier"], g["Offset"]
     signed = b.vmath("MULTIPLY_ADD", running, b.combine(gain, gain, gain), b.combine(bias, bias, bias))
     b.links.new(signed, go.inputs["Signed"])
@@ -403,6 +430,95 @@ def _fill_top(tree, chunks, aspect):
         stored = b.math("MULTIPLY_ADD", split.outputs[channel], 0.5, 0.5, clamp=True)
         b.links.new(_srgb_to_linear(b, stored), color.inputs[channel])
     b.links.new(color.outputs[0], go.inputs["Color"])
+
+
+def _chunk_count(chunks) -> int:
+    return sum(len(_atom_nodes(chunk)) for chunk in chunks)
+
+
+# ----------------------------------------------------------------------------------------
+# EEVEE past its uniform limit (Blender 5.0+): a repeat zone over a data texture
+
+
+LOOP_ROW = 1024  # wavelets per data-texture row: 3 RGBA texels each (12 canonical columns)
+
+
+def loop_supported() -> bool:
+    """Shader trees take repeat zones from Blender 5.0 (EEVEE keeps them as real loops)."""
+    return bpy.app.version >= (5, 0, 0)
+
+
+def _data_image(tree, count):
+    """The float texture the loop reads the wavelets from, found by name, sized for ``count``."""
+    name = f".{tree.name} data"
+    width, height = 3 * min(count, LOOP_ROW), -(-count // LOOP_ROW)
+    image = bpy.data.images.get(name)
+    if image is not None and tuple(image.size) != (width, height):
+        bpy.data.images.remove(image)
+        image = None
+    if image is None:
+        image = bpy.data.images.new(name, width, height, alpha=True, float_buffer=True, is_data=True)
+    image.colorspace_settings.name = "Non-Color"
+    image.alpha_mode = "CHANNEL_PACKED"  # alpha is data, not coverage
+    image.use_half_precision = False  # positions need all 24 bits
+    return image
+
+
+def _loop_sum(b, sources, image, count, aspect):
+    """Sum of ``count`` wavelets read from ``image``, one per iteration of a repeat zone."""
+    start, end = b.node("GeometryNodeRepeatInput"), b.node("GeometryNodeRepeatOutput")
+    start.pair_with_output(end)
+    end.repeat_items.new("VECTOR", "Sum")
+    start.inputs["Iterations"].default_value = count
+    width, height = image.size
+    index = start.outputs["Iteration"]
+    row = b.math("FLOOR", b.math("DIVIDE", index, LOOP_ROW))
+    column = b.math("MULTIPLY_ADD", row, -LOOP_ROW, index)
+    v_coord = b.math("MULTIPLY_ADD", row, 1.0 / height, 0.5 / height)
+    columns = []
+    for texel in range(3):
+        texture = b.node("ShaderNodeTexImage", image=image, interpolation="Closest", extension="EXTEND")
+        u_coord = b.math("MULTIPLY_ADD", column, 3.0 / width, (texel + 0.5) / width)
+        b.links.new(b.combine(u_coord, v_coord, 0.0), texture.inputs["Vector"])
+        split = b.node("ShaderNodeSeparateColor", mode="RGB")
+        b.links.new(texture.outputs["Color"], split.inputs[0])
+        columns += [*split.outputs[:3], texture.outputs["Alpha"]]
+    values = {spec.name: b.combine(*(columns[c] for c in spec.columns)) if len(spec.columns) == 3
+              else columns[spec.columns[0]] for spec in WAVELET_SOCKETS}
+    values.update(sources)
+    values["Sum"] = start.outputs["Sum"]
+    b.links.new(_wavelet_cycles(b, values, aspect), end.inputs["Sum"])
+    return end.outputs["Sum"]
+
+
+def _loop_image(tree):
+    return next((n.image for n in tree.nodes if n.bl_idname == "ShaderNodeTexImage"), None)
+
+
+def sync_data_texture(tree, frame: float | None = None):
+    """Copy the wavelet sockets' values (their animated values at ``frame`` when given) into the
+    loop's data texture.  Does nothing unless the group runs the EEVEE loop."""
+    image = _loop_image(tree)
+    if image is None:
+        return
+    p = read_wavelet_values(tree) if frame is None else animated_values(tree, frame)
+    width, height = image.size
+    texels = np.zeros((height * LOOP_ROW, 12), np.float32)
+    texels[: len(p)] = p
+    image.pixels.foreach_set(texels.reshape(height, LOOP_ROW * 12)[:, : width * 4].ravel())
+    image.update()
+
+
+def sync_all_data_textures(frame: float):
+    """Refresh every ImFit group that runs the loop, with its values at ``frame``."""
+    for tree in bpy.data.node_groups:
+        if tree.get("imfit_backend") == "EEVEE_LOOP":
+            sync_data_texture(tree, frame)
+
+
+def on_frame_change(scene, *_):
+    """A ``frame_change_post`` handler: the loop's texture follows the wavelets' keyframes."""
+    sync_all_data_textures(scene.frame_current)
 
 
 def _local_node_name(offset: int) -> str:
@@ -466,16 +582,18 @@ def build_wavelet_group(name: str, params, aspect: float, backend: str = "CYCLES
         if old.users == 0:
             bpy.data.node_groups.remove(old)
 
+    backend = _resolve_backend(backend, len(p))
     atom = bpy.data.node_groups.new(f".{tree_name} atom", "ShaderNodeTree")
     _atom_interface(atom)
     _fill_atom(atom, aspect, backend)
     chunks = _build_chunks(tree_name, atom, len(p))
     update_wavelet_values(tree, p, chunks)
     _top_interface(tree)
-    _fill_top(tree, chunks, aspect)
+    _fill_top(tree, chunks, aspect, backend)
     tree["imfit_count"] = len(p)
     tree["imfit_aspect"] = float(aspect)
     tree["imfit_backend"] = backend
+    sync_data_texture(tree)
     return tree
 
 
@@ -534,6 +652,7 @@ def update_wavelet_values(tree, params, chunks=None):
     for chunk in {chunk for chunk, _ in pairs}:
         chunk.update_tag()  # foreach_set skips the update that tells renderers
     tree.update_tag()
+    sync_data_texture(tree)
 
 
 def read_wavelet_values(tree) -> np.ndarray:
@@ -548,6 +667,27 @@ def read_wavelet_values(tree) -> np.ndarray:
             _, offset, size = layout[spec.name]
             p[i, list(spec.columns)] = row[offset:offset + size]
     return p
+
+
+def animated_values(tree, frame: float) -> np.ndarray:
+    """Canonical (N, 12) at ``frame``: the socket values with every keyed component replaced by
+    its F-curve's value there (read straight from the curves, whatever the depsgraph did)."""
+    p = read_wavelet_values(tree)
+    chunks, _ = _owned_trees(tree)
+    layout = _input_layout(_atom_nodes(chunks[0])[0])
+    columns = {index: spec.columns for spec in WAVELET_SOCKETS for index in (layout[spec.name][0],)}
+    for number, chunk in enumerate(chunks):
+        if not (chunk.animation_data and chunk.animation_data.action):
+            continue
+        for fc in _fcurve_collection(chunk):
+            match = _KEYED_PATH.fullmatch(fc.data_path)
+            if match and int(match[2]) in columns:
+                row = number * CHUNK + int(match[1][1:])
+                p[row, columns[int(match[2])][fc.array_index]] = fc.evaluate(frame)
+    return p
+
+
+_KEYED_PATH = re.compile(r'nodes\["(W\d+)"\]\.inputs\[(\d+)\]\.default_value')
 
 
 def _fcurve_collection(tree_id):
@@ -600,40 +740,60 @@ def keyframe_wavelets(tree, params, frame: float, interpolation: str = "LINEAR")
 
 
 def backend_for_engine(engine_name: str) -> str:
-    """The atom body a render engine needs: 'EEVEE' for EEVEE (4.2's EEVEE Next included),
-    'CYCLES' for Cycles and anything else (Workbench ignores materials' node maths)."""
+    """The body a render engine needs: 'EEVEE' for EEVEE (4.2's EEVEE Next included), 'CYCLES'
+    for Cycles and anything else (Workbench ignores materials' node maths)."""
     return "EEVEE" if engine_name.startswith("BLENDER_EEVEE") else "CYCLES"
 
 
+# Measured on Blender 5.0.1 (tests/test_node_tree.py, bench/nodes_bench.py): Cycles' SVM was
+# checked up to 4096; the unrolled EEVEE body takes 160 bytes of the 64 KiB per wavelet.
+CYCLES_CHECKED = 4096
+EEVEE_UNROLLED_MAX = 384
+
+
+def _resolve_backend(backend: str, count: int) -> str:
+    """'EEVEE' past the unrolled limit becomes the data-texture loop where Blender has one."""
+    if backend not in BACKENDS:
+        raise ImfitError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "EEVEE" and count > EEVEE_UNROLLED_MAX and loop_supported():
+        return "EEVEE_LOOP"
+    return backend
+
+
 def get_backend(tree) -> str:
-    return _atom_of(tree).get("imfit_backend", "CYCLES")
+    """'CYCLES', 'EEVEE' (unrolled) or 'EEVEE_LOOP' (data texture; its values need
+    ``sync_data_texture`` after edits and on frame changes)."""
+    _atom_of(tree)  # a clear error for a group that is not ours
+    return tree.get("imfit_backend", "CYCLES")
 
 
 def set_backend(tree, backend: str) -> bool:
-    """Swap the atom's internals for ``backend``; sockets, values and keyframes stay.
-    Returns True when something changed (EEVEE then recompiles the material)."""
-    if backend not in BACKENDS:
-        raise ImfitError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    atom = _atom_of(tree)
-    if atom.get("imfit_backend") == backend:
+    """Switch the group to ``backend`` ('CYCLES' or 'EEVEE'); sockets, values and keyframes
+    stay.  Returns True when something changed (EEVEE then recompiles the material)."""
+    actual = _resolve_backend(backend, int(tree.get("imfit_count", 0)))
+    if get_backend(tree) == actual:
         return False
-    _fill_atom(atom, atom["imfit_aspect"], backend)
-    tree["imfit_backend"] = backend
+    atom = _atom_of(tree)
+    aspect = atom["imfit_aspect"]
+    if (actual == "EEVEE_LOOP") != (get_backend(tree) == "EEVEE_LOOP"):
+        chunks, _ = _owned_trees(tree)
+        _fill_top(tree, chunks, aspect, actual)
+    _fill_atom(atom, aspect, actual)
+    tree["imfit_backend"] = actual
+    sync_data_texture(tree)
     return True
 
 
-# Measured on Blender 5.0.1 (see bench/nodes_bench.py and tests/test_node_tree.py)
-CYCLES_CHECKED = 4096
-EEVEE_MAX = 1024
-
-
 def limits_note(n: int, engine: str) -> str | None:
-    """A sentence for the panel when ``n`` wavelets are past what ``engine`` was checked to hold."""
-    backend = backend_for_engine(engine)
-    if backend == "EEVEE" and n > EEVEE_MAX:
-        return (f"EEVEE holds about {EEVEE_MAX} wavelets in one material; this fit has {n} "
-                "and may render magenta: render with Cycles, or fit fewer wavelets")
-    if backend == "CYCLES" and n > CYCLES_CHECKED:
+    """A sentence for the panel when ``n`` wavelets need another path or are past what was
+    checked for ``engine``; None when nothing needs saying."""
+    if backend_for_engine(engine) == "EEVEE" and n > EEVEE_UNROLLED_MAX:
+        if loop_supported():
+            return (f"EEVEE: {n} wavelets exceed one material's constants ({EEVEE_UNROLLED_MAX}); "
+                    "reading them from a data texture in a loop instead")
+        return (f"EEVEE holds about {EEVEE_UNROLLED_MAX} wavelets in one material on this Blender; "
+                f"this fit has {n} and may render magenta: render with Cycles, or use Blender 5.0+")
+    if backend_for_engine(engine) == "CYCLES" and n > CYCLES_CHECKED:
         return f"Cycles was checked up to {CYCLES_CHECKED} wavelets; {n} may be slow to prepare"
     return None
 
