@@ -203,6 +203,15 @@ def test_worker_errors_reach_the_user(ext, tmp_path):
             bpy.ops.imfit.fit(image=image.name, **TINY)
     bpy.context.scene.imfit.device = "CPU"
 
+    # a file that changed on disk after Blender read it: the worker's own check speaks
+    broken = tmp_path / "broken.png"
+    broken.write_bytes((DATA / "coffee.png").read_bytes())
+    shown = bpy.data.images.load(str(broken))
+    assert shown.size[0] == 192  # Blender has its pixels
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    with pytest.raises(RuntimeError, match="cannot read image .*broken.png"):
+        bpy.ops.imfit.fit(image=shown.name, **TINY)
+
     # the interpreter this venv was made from has no torch: the worker says so in words
     base_python = Path(sys.base_prefix) / "bin" / "python3"
     if base_python.exists() and subprocess.run([base_python, "-c", "import torch"], capture_output=True).returncode:
@@ -340,3 +349,13 @@ def test_worker_process_separates_protocol_from_noise(ext):
     assert messages[0]["iteration"] == 1 and messages[1]["returncode"] == 7
     assert "warning: something" in messages[1]["stderr"] and "loading weights..." in messages[1]["stderr"]
     assert worker_client.exit_description(-9) == "was killed (SIGKILL)"
+
+
+def test_out_of_memory_becomes_advice(ext):
+    import torch
+
+    worker = ext.addon.engine.worker
+    kind, message = worker._error_for(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB"))
+    assert kind == "out_of_memory" and "fewer wavelets or a smaller size" in message
+    kind, message = worker._error_for(ModuleNotFoundError("No module named 'torch'", name="torch"))
+    assert kind == "no_torch" and "Install PyTorch from the add-on preferences" in message
