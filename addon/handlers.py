@@ -5,6 +5,9 @@ change at any time, so every ImFit group's atom follows it (node_tree.set_backen
 depsgraph updates (the UI changing the engine), before a render started from the main
 thread, and after a file is loaded.
 
+Groups past EEVEE's uniform limit read their wavelets from a data texture in a loop; the
+texture follows the keyframes on every frame change (node_tree.on_frame_change).
+
 Loading a file removes modal operators, so nothing would poll a running fit any more, and its
 result belongs to the file being closed: the fit is ended before the load.
 """
@@ -51,6 +54,11 @@ def imfit_sync_on_load(*_):
 
 
 @persistent
+def imfit_sync_textures_on_frame(scene, *_):
+    node_tree.on_frame_change(scene)
+
+
+@persistent
 def imfit_end_fit_on_load(*_):
     fit_job.shutdown_active()
 
@@ -60,6 +68,7 @@ HANDLERS = (
     (bpy.app.handlers.depsgraph_update_post, imfit_sync_on_depsgraph),
     (bpy.app.handlers.render_pre, imfit_sync_on_render_pre),
     (bpy.app.handlers.load_post, imfit_sync_on_load),
+    (bpy.app.handlers.frame_change_post, imfit_sync_textures_on_frame),
 )
 
 

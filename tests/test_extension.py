@@ -131,7 +131,7 @@ def test_zip_installs_fits_and_unregisters_cleanly(extension_zip, tmp_path):
                      "IMFIT_PT_VIEW3D_main", "IMFIT_PT_NODE_main", "IMFIT_PT_NODE_losses", "Scene.imfit",
                      "bpy.ops.imfit.fit", "depsgraph_update_post:imfit_sync_on_depsgraph",
                      "render_pre:imfit_sync_on_render_pre", "load_post:imfit_sync_on_load",
-                     "load_pre:imfit_end_fit_on_load",
+                     "load_pre:imfit_end_fit_on_load", "frame_change_post:imfit_sync_textures_on_frame",
                      "STATUSBAR_HT_header:draw_status_bar", "IMAGE_MT_image:draw_submenu",
                      "NODE_MT_node:draw_submenu", "TOPBAR_MT_file_export:draw_export_menu", "preferences"):
         assert expected in enabled, expected

@@ -359,3 +359,26 @@ def test_out_of_memory_becomes_advice(ext):
     assert kind == "out_of_memory" and "fewer wavelets or a smaller size" in message
     kind, message = worker._error_for(ModuleNotFoundError("No module named 'torch'", name="torch"))
     assert kind == "no_torch" and "Install PyTorch from the add-on preferences" in message
+
+
+def test_data_texture_follows_keyframes_on_frame_change(ext):
+    """Past EEVEE's uniform limit a group reads a data texture: the frame handler keeps it animated."""
+    from blender_util import realistic_params
+
+    node_tree = ext.addon.node_tree
+    if not node_tree.loop_supported():
+        pytest.skip("the EEVEE loop needs Blender 5.0")
+    n = node_tree.EEVEE_UNROLLED_MAX + 1
+    group = node_tree.build_wavelet_group("animated", realistic_params(n, 1.0, 64, seed=1), 1.0, "EEVEE")
+    assert group["imfit_backend"] == "EEVEE_LOOP"
+    node_tree.keyframe_wavelets(group, realistic_params(n, 1.0, 64, seed=1), 1)
+    node_tree.keyframe_wavelets(group, realistic_params(n, 1.0, 64, seed=2), 11)
+    texture = next(node.image for node in group.nodes if node.bl_idname == "ShaderNodeTexImage")
+
+    def texels_at(frame):
+        bpy.context.scene.frame_set(frame)
+        return np.array(texture.pixels[:])
+
+    first, middle, last = texels_at(1), texels_at(6), texels_at(11)
+    assert not np.allclose(first, last) and not np.allclose(middle, first) and not np.allclose(middle, last)
+    np.testing.assert_array_equal(texels_at(1), first)
