@@ -19,6 +19,7 @@ import bpy
 from bpy.app.handlers import persistent
 
 from . import fit_job, node_tree, stored_fit
+from .engine import ImfitError
 
 
 def sync_backends(scene) -> int:
@@ -28,9 +29,13 @@ def sync_backends(scene) -> int:
     backend = node_tree.backend_for_engine(scene.render.engine)
     changed = 0
     for group in stored_fit.wavelet_groups():
-        # cheap check first (set_backend walks the tree); a body may be a variant ("EEVEE_LOOP")
-        if not str(group.get("imfit_backend", "")).startswith(backend):
-            changed += node_tree.set_backend(group, backend)
+        # cheap check first (set_backend walks the tree); a body may be a variant ("EEVEE_LOOP");
+        # linked groups cannot be edited here
+        if group.library is None and not str(group.get("imfit_backend", "")).startswith(backend):
+            try:
+                changed += node_tree.set_backend(group, backend)
+            except ImfitError:
+                pass  # a group the user took apart: Rebuild makes a new one; no error on every update
     return changed
 
 
