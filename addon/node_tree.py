@@ -10,14 +10,21 @@ Layout (names as the user sees them in the node editor)::
                                 Wavelength, Phase, Amplitude (wavelet i: chunk i // CHUNK)
       ".ImFit <image> atom"     the atom: one wavelet's contribution added to the running sum
 
-Chunks keep building fast (``nodes.new`` slows down with the size of the tree it adds to).
-The atom's internals exist in two bodies with the same sockets, switched by ``set_backend``:
+Chunks keep building fast (``nodes.new`` and ``links.new`` slow down with the size of the tree
+they add to): one chunk is built node by node, the others are ID copies of it.
 
-* ``CYCLES``: Vector Rotate + vector maths, no Separate XYZ, no type conversions, and the
-  running sum on the LAST input of the node that adds a wavelet in.  Cycles' SVM then keeps
-  its 255-float stack small whatever the count (FACTS.md: other layouts render black at ~80).
-* ``EEVEE``: one Mapping node does translate + rotate + scale, so each wavelet costs few
-  uniforms (EEVEE caps a material's constants at 64 KiB).
+The atom's internals exist in bodies with the same sockets, switched by ``set_backend``:
+
+* ``CYCLES``: Vector Rotate, Map Range, Mix and vector maths, no Separate XYZ, no type
+  conversions, the running sum on the LAST input of the node that adds a wavelet in.  Cycles'
+  SVM then keeps its 255-float stack small whatever the count (FACTS.md: other layouts render
+  black past ~80 wavelets); node types are spread because Cycles' sync compares the nodes of
+  one type pairwise (quadratic in the count).
+* ``EEVEE``: few node inputs left unlinked, since EEVEE stores each as a uniform and caps a
+  material at 64 KiB of them (160 bytes per wavelet: about 400 wavelets).
+* ``EEVEE_LOOP`` (Blender 5.0+, chosen for EEVEE past the limit): the top group sums the
+  wavelets in a repeat zone reading them from a float data texture; the chunks stay and
+  hold the values and keyframes, ``sync_data_texture`` copies them into the texture.
 
 Everything here is layout; the formula is ``imfit_engine.model``'s.  No torch.
 """
@@ -262,13 +269,18 @@ def _atom_parameters(b, v, aspect):
 def _wavelet_cycles(b, v, aspect):
     """Sum + one wavelet, laid out for Cycles' SVM stack (see the module docstring)."""
     centre, theta, scale, k, phase = _atom_parameters(b, v, aspect)
-    offset = b.vmath("MULTIPLY", centre, b.vmath("SCALE", scale, scale=-1.0))
-    # rot = C + R(-theta)(P - C), so (rot - C) * scale = W
-    w = b.vmath("MULTIPLY_ADD", _rotate(b, v["Vector"], theta, centre), scale, offset)
+    # rot = C + R(-theta)(P - C), so (rot - C) * scale = W: a Map Range from [C, C + 1] to
+    # [0, scale] (Cycles' sync compares nodes of one type pairwise: spread the types)
+    ranged = b.node("ShaderNodeMapRange", data_type="FLOAT_VECTOR", interpolation_type="LINEAR", clamp=False)
+    for identifier, value in (("Vector", _rotate(b, v["Vector"], theta, centre)), ("From_Min_FLOAT3", centre),
+                              ("From_Max_FLOAT3", b.vmath("ADD", centre, (1.0, 1.0, 1.0))),
+                              ("To_Min_FLOAT3", (0.0, 0.0, 0.0)), ("To_Max_FLOAT3", scale)):
+        b.feed(_by_identifier(ranged.inputs, identifier), value)
+    w = _by_identifier(ranged.outputs, "Vector")
     env = b.math("POWER", math.exp(-1.0), b.vmath("DOT_PRODUCT", w, w, output="Value"))
     arg = b.vmath("DOT_PRODUCT", w, b.combine(k, 0.0, 0.0), output="Value")
     carrier = b.vmath("COSINE", b.mix("VECTOR", arg, phase, b.vmath("ADD", phase, (1.0, 1.0, 1.0))))
-    weight = b.vmath("SCALE", v["Amplitude"], scale=env)
+    weight = b.mix("VECTOR", env, (0.0, 0.0, 0.0), v["Amplitude"])
     # running sum on the last input: SVM then evaluates the chain in order (FACTS.md)
     return b.vmath("MULTIPLY_ADD", carrier, weight, v["Sum"])
 

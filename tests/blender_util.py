@@ -189,3 +189,19 @@ def preview_scene(node_tree, params, width: int, height: int, engine: str = "CYC
 def max_error_255(image, reference) -> float:
     """Largest per-channel difference, in 1/255 steps."""
     return float(np.abs(np.asarray(image, np.float64) - np.asarray(reference, np.float64)).max() * 255.0)
+
+
+class quiet_stdout:
+    """Silence Blender's own prints (``Saved: ...``) at the file-descriptor level."""
+
+    def __enter__(self):
+        sys.stdout.flush()
+        self._saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+
+    def __exit__(self, *exc):
+        sys.stdout.flush()
+        os.dup2(self._saved, 1)
+        os.close(self._saved)
