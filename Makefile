@@ -27,3 +27,6 @@ test-slow: $(STAMP)
 
 clean:
 	rm -rf out dist .pytest_cache
+
+extension: $(STAMP)
+	$(PY) tools/build_extension.py --output-dir dist
