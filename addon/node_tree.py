@@ -15,7 +15,7 @@ they add to): one chunk is built node by node, the others are ID copies of it.
 
 The atom's internals exist in bodies with the same sockets, switched by ``set_backend``:
 
-* ``CYCLES``: Vector Rotate, Map Range, Mix and vector maths, no Separate XYZ, no type
+* ``CYCLES``: Vector Rotate, Mix and vector maths, no Separate XYZ, no type
   conversions, the running sum on the LAST input of the node that adds a wavelet in.  Cycles'
   SVM then keeps its 255-float stack small whatever the count (FACTS.md: other layouts render
   black past ~80 wavelets); node types are spread because Cycles' sync compares the nodes of
@@ -269,17 +269,15 @@ def _atom_parameters(b, v, aspect):
 def _wavelet_cycles(b, v, aspect):
     """Sum + one wavelet, laid out for Cycles' SVM stack (see the module docstring)."""
     centre, theta, scale, k, phase = _atom_parameters(b, v, aspect)
-    # rot = C + R(-theta)(P - C), so (rot - C) * scale = W: a Map Range from [C, C + 1] to
-    # [0, scale] (Cycles' sync compares nodes of one type pairwise: spread the types)
-    ranged = b.node("ShaderNodeMapRange", data_type="FLOAT_VECTOR", interpolation_type="LINEAR", clamp=False)
-    for identifier, value in (("Vector", _rotate(b, v["Vector"], theta, centre)), ("From_Min_FLOAT3", centre),
-                              ("From_Max_FLOAT3", b.vmath("ADD", centre, (1.0, 1.0, 1.0))),
-                              ("To_Min_FLOAT3", (0.0, 0.0, 0.0)), ("To_Max_FLOAT3", scale)):
-        b.feed(_by_identifier(ranged.inputs, identifier), value)
-    w = _by_identifier(ranged.outputs, "Vector")
+    offset = b.vmath("MULTIPLY", centre, b.vmath("SCALE", scale, scale=-1.0))
+    # rot = C + R(-theta)(P - C), so (rot - C) * scale = W.  (A Map Range here would spread the
+    # node types further, see below, but overflows SVM in Blender 4.2 past ~100 wavelets.)
+    w = b.vmath("MULTIPLY_ADD", _rotate(b, v["Vector"], theta, centre), scale, offset)
     env = b.math("POWER", math.exp(-1.0), b.vmath("DOT_PRODUCT", w, w, output="Value"))
     arg = b.vmath("DOT_PRODUCT", w, b.combine(k, 0.0, 0.0), output="Value")
     carrier = b.vmath("COSINE", b.mix("VECTOR", arg, phase, b.vmath("ADD", phase, (1.0, 1.0, 1.0))))
+    # a Mix rather than a Vector Math Scale: Cycles' sync compares the nodes of one type
+    # pairwise, quadratic in the count, so spreading the types cuts the time to prepare
     weight = b.mix("VECTOR", env, (0.0, 0.0, 0.0), v["Amplitude"])
     # running sum on the last input: SVM then evaluates the chain in order (FACTS.md)
     return b.vmath("MULTIPLY_ADD", carrier, weight, v["Sum"])
@@ -290,8 +288,8 @@ def _wavelet_eevee(b, v, aspect):
     node, unused ones included (a link into an unused input does not help), as a uniform: a
     float 4 bytes, a vector 16.  So: constants only where the maths needs them, Math nodes
     (float inputs) where a Vector Math node would carry unused vector inputs, the rotation
-    centre and the envelope base linked to values shared by all wavelets.  Measured on 5.0:
-    160 bytes per wavelet, so about 400 fit in one material."""
+    centre and the envelope base linked to values shared by all wavelets.  Measured: 160 bytes
+    per wavelet on 5.0 (about 400 fit in one material), 364 on 4.2 (about 170)."""
     centre, theta, scale, k, phase = _atom_parameters(b, v, aspect)
     # parameter-only (pre-computed): W = R(-theta) P * scale - R(-theta) C * scale
     offset = b.vmath("MULTIPLY", _rotate(b, centre, theta, (0.0, 0.0, 0.0)), b.vmath("SCALE", scale, scale=-1.0))
@@ -757,10 +755,13 @@ def backend_for_engine(engine_name: str) -> str:
     return "EEVEE" if engine_name.startswith("BLENDER_EEVEE") else "CYCLES"
 
 
-# Measured on Blender 5.0.1 (tests/test_node_tree.py, bench/nodes_bench.py): Cycles' SVM was
-# checked up to 4096; the unrolled EEVEE body takes 160 bytes of the 64 KiB per wavelet.
+# Measured (tests/test_node_tree.py, bench/nodes_bench.py): Cycles' SVM was checked up to 4096
+# on 5.0.1 and 4.2.23.  The unrolled EEVEE body takes 160 bytes of the 64 KiB of uniforms per
+# wavelet on 5.0 (which pre-computes the parameter-only maths) and 364 on 4.2.
 CYCLES_CHECKED = 4096
-EEVEE_UNROLLED_MAX = 384
+
+
+EEVEE_UNROLLED_MAX = 384 if bpy.app.version >= (5, 0, 0) else 160
 
 
 def _resolve_backend(backend: str, count: int) -> str:
@@ -799,11 +800,12 @@ def set_backend(tree, backend: str) -> bool:
 def limits_note(n: int, engine: str) -> str | None:
     """A sentence for the panel when ``n`` wavelets need another path or are past what was
     checked for ``engine``; None when nothing needs saying."""
-    if backend_for_engine(engine) == "EEVEE" and n > EEVEE_UNROLLED_MAX:
+    limit = EEVEE_UNROLLED_MAX
+    if backend_for_engine(engine) == "EEVEE" and n > limit:
         if loop_supported():
-            return (f"EEVEE: {n} wavelets exceed one material's constants ({EEVEE_UNROLLED_MAX}); "
+            return (f"EEVEE: {n} wavelets exceed one material's constants ({limit}); "
                     "reading them from a data texture in a loop instead")
-        return (f"EEVEE holds about {EEVEE_UNROLLED_MAX} wavelets in one material on this Blender; "
+        return (f"EEVEE holds about {limit} wavelets in one material on this Blender; "
                 f"this fit has {n} and may render magenta: render with Cycles, or use Blender 5.0+")
     if backend_for_engine(engine) == "CYCLES" and n > CYCLES_CHECKED:
         return f"Cycles was checked up to {CYCLES_CHECKED} wavelets; {n} may be slow to prepare"
