@@ -531,6 +531,14 @@ def on_frame_change(scene, *_):
     sync_all_data_textures(scene.frame_current)
 
 
+def on_depsgraph_update(scene, depsgraph):
+    """For a ``depsgraph_update_post`` handler: after an edit to any node tree (a wavelet socket
+    changed in the UI, say) the loop's texture takes the new values.  Its own image update
+    does not retrigger it."""
+    if any(isinstance(update.id, bpy.types.ShaderNodeTree) for update in depsgraph.updates):
+        sync_all_data_textures(scene.frame_current)
+
+
 def _local_node_name(offset: int) -> str:
     # names repeat from chunk to chunk: renaming a node costs ~0.4 ms (Blender fixes animation
     # paths everywhere), so copies keep the template's names; labels carry the global index

@@ -239,3 +239,22 @@ def test_eevee_loop_matches_engine_1024_and_follows_keys():
     image, _ = render_display(scene)
     assert max_error_255(image, reference_display(changed, 1.0, 64, 64)) <= TOLERANCE
     assert max_error_255(image, reference_display(params, 1.0, 64, 64)) > 10
+
+
+def test_loop_texture_follows_socket_edits():
+    """An edit in the UI reaches the loop's data texture through the depsgraph handler."""
+    if not nt.loop_supported():
+        pytest.skip("shader repeat zones need Blender 5.0")
+    params = realistic_params(nt.EEVEE_UNROLLED_MAX + 1, 1.0, 32, seed=4)
+    scene, group, _, _ = preview_scene(nt, params, 32, 32, "BLENDER_EEVEE")
+    image = nt._loop_image(group)
+    handler = nt.on_depsgraph_update
+    bpy.app.handlers.depsgraph_update_post.append(handler)
+    try:
+        chunk, node_name = nt.wavelet_location(group, 3)
+        chunk.nodes[node_name].inputs["Sigma"].default_value = 0.0123
+        bpy.context.view_layer.update()
+    finally:
+        bpy.app.handlers.depsgraph_update_post.remove(handler)
+    texels = np.array(image.pixels[:], np.float32).reshape(-1, 4)
+    assert texels[3 * 3, model.SIGMA] == np.float32(0.0123)  # wavelet 3, first texel, 4th channel
