@@ -182,6 +182,18 @@ class _Builder:
         return self.node("NodeGroupInput"), self.node("NodeGroupOutput")
 
 
+def _spec_name(spec) -> str:
+    """Interface sockets come as a SocketSpec or, internal ones, as (name, kind, tooltip)."""
+    return spec.name if isinstance(spec, SocketSpec) else spec[0]
+
+
+def _instance_default(spec):
+    """The value a group node's input starts with (None: linked, any value will do)."""
+    if isinstance(spec, SocketSpec):
+        return spec.default
+    return (UNLINKED_VECTOR,) * 3 if spec[0] == "Vector" else None
+
+
 def _new_socket(tree, spec, in_out):
     """One interface socket from a SocketSpec, or from a (name, kind, tooltip) triple (no default)."""
     name, kind, tip = (spec.name, spec.kind, spec.description) if isinstance(spec, SocketSpec) else spec
@@ -204,12 +216,9 @@ def _new_socket(tree, spec, in_out):
 def _set_interface(tree, inputs, outputs):
     """Make the tree's interface exactly these sockets.  Existing matching sockets are kept, so
     links and values in materials that use the group survive a rebuild."""
-    def names(specs):
-        return [spec.name if isinstance(spec, SocketSpec) else spec[0] for spec in specs]
-
     sockets = [item for item in tree.interface.items_tree if item.item_type == "SOCKET"]
     have = {side: [s.name for s in sockets if s.in_out == side] for side in ("INPUT", "OUTPUT")}
-    if have == {"INPUT": names(inputs), "OUTPUT": names(outputs)}:
+    if have == {"INPUT": [_spec_name(s) for s in inputs], "OUTPUT": [_spec_name(s) for s in outputs]}:
         return
     tree.interface.clear()
     for spec in inputs:
@@ -222,9 +231,7 @@ def _set_interface(tree, inputs, outputs):
 def _reset_instances(tree, inputs):
     """Group nodes get new sockets when the interface changes: give them the defaults."""
     owners = [m.node_tree for m in bpy.data.materials if m.node_tree] + list(bpy.data.node_groups)
-    defaults = [(spec.name, spec.default) if isinstance(spec, SocketSpec) else (spec[0], None) for spec in inputs]
-    defaults = [(name, (UNLINKED_VECTOR,) * 3 if name == "Vector" else value) for name, value in defaults
-                if value is not None or name == "Vector"]
+    defaults = [(_spec_name(spec), _instance_default(spec)) for spec in inputs if _instance_default(spec) is not None]
     for owner in owners:
         for node in owner.nodes:
             if node.bl_idname == "ShaderNodeGroup" and node.node_tree == tree:
@@ -338,10 +345,10 @@ def _chunk_interface(tree):
 
 
 def _fill_chunk(chunk, atom, count):
-    """``count`` atom instances W0000... chained by the running sum."""
+    """``count`` atom instances W00, W01... chained by the running sum."""
     b = _Builder(chunk)
     gi, go = b.io()
-    shared = [spec.name if isinstance(spec, SocketSpec) else spec[0] for spec in _PASSED_DOWN]
+    shared = [_spec_name(spec) for spec in _PASSED_DOWN]
     running = gi.outputs["Sum"]
     for index in range(count):
         node = b.group(atom)
@@ -390,7 +397,7 @@ def _top_interface(tree):
                             "transform it looks like the source image"),
          ("Signed", "VECTOR", "The raw signed sum of the wavelets (RGB), before clamping")],
     )
-    tree.interface.items_tree["Vector"].default_value = (UNLINKED_VECTOR,) * 3
+    tree.interface.items_tree["Vector"].default_value = _instance_default(("Vector",))
 
 
 def _srgb_to_linear(b, value):
