@@ -508,14 +508,15 @@ def _loop_sum(b, sources, image, count, aspect):
     return end.outputs["Sum"]
 
 
-def _loop_image(tree):
+def data_texture(tree):
+    """The loop's data texture (an Image), or None when the group does not run the loop."""
     return next((n.image for n in tree.nodes if n.bl_idname == "ShaderNodeTexImage"), None)
 
 
 def sync_data_texture(tree, frame: float | None = None):
     """Copy the wavelet sockets' values (their animated values at ``frame`` when given) into the
     loop's data texture.  Does nothing unless the group runs the EEVEE loop."""
-    image = _loop_image(tree)
+    image = data_texture(tree)
     if image is None:
         return
     p = read_wavelet_values(tree) if frame is None else animated_values(tree, frame)
@@ -704,7 +705,7 @@ def animated_values(tree, frame: float) -> np.ndarray:
     for number, chunk in enumerate(chunks):
         if not (chunk.animation_data and chunk.animation_data.action):
             continue
-        for fc in _fcurve_collection(chunk):
+        for fc in fcurves_of(chunk):
             match = _KEYED_PATH.fullmatch(fc.data_path)
             if match and int(match[2]) in columns:
                 row = number * CHUNK + int(match[1][1:])
@@ -715,8 +716,9 @@ def animated_values(tree, frame: float) -> np.ndarray:
 _KEYED_PATH = re.compile(r'nodes\["(W\d+)"\]\.inputs\[(\d+)\]\.default_value')
 
 
-def _fcurve_collection(tree_id):
-    """The F-curve collection of an ID's action, created if needed (4.2 and 5.0 APIs)."""
+def fcurves_of(tree_id):
+    """The F-curve collection of an ID's action (a chunk group's: its wavelets' keys), created
+    if needed; Blender 4.2's legacy actions and 4.4+'s slotted ones."""
     adt = tree_id.animation_data or tree_id.animation_data_create()
     if adt.action is None:
         adt.action = bpy.data.actions.new(f"{tree_id.name} keys")
@@ -745,7 +747,7 @@ def keyframe_wavelets(tree, params, frame: float, interpolation: str = "LINEAR")
     for row, (chunk, node) in enumerate(pairs):
         by_chunk.setdefault(chunk, []).append((row, node.name))
     for chunk, rows in by_chunk.items():
-        fcurves = _fcurve_collection(chunk)
+        fcurves = fcurves_of(chunk)
         existing = {(fc.data_path, fc.array_index): fc for fc in fcurves}
         for row, node_name in rows:
             for spec in WAVELET_SOCKETS:

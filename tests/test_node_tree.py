@@ -5,7 +5,6 @@ within 2/255 in display space; EEVEE (software GL here, slow) is checked at 256 
 slow, 1024 wavelets.
 """
 import math
-import time
 
 import numpy as np
 import pytest
@@ -112,7 +111,7 @@ def test_keyframes_on_a_wavelet_and_a_global_control_animate_the_render():
     print(f"\nkeyframe changes: wavelet {wavelet_change:.1f}/255, global {global_change:.1f}/255")
 
     # the F-curves sit on the chunk group that holds the wavelet, and on the material
-    paths = {fc.data_path for fc in nt._fcurve_collection(chunk)}
+    paths = {fc.data_path for fc in nt.fcurves_of(chunk)}
     assert f'nodes["{node_name}"].inputs[{list(chunk.nodes[node_name].inputs).index(amplitude)}].default_value' in paths
     expected = params.astype(np.float64).copy()
     expected[5, model.AMP] = (-0.4, 0.1, 0.0)
@@ -130,7 +129,7 @@ def test_keyframe_wavelets_keys_a_sequence():
     nt.keyframe_wavelets(group, first, 1, "CONSTANT")
     nt.keyframe_wavelets(group, second, 5, "CONSTANT")
     chunk, _ = nt.wavelet_location(group, 0)
-    fcurves = nt._fcurve_collection(chunk)
+    fcurves = nt.fcurves_of(chunk)
     assert len(fcurves) == 8 * len(model.COLUMNS)
     assert all(len(fc.keyframe_points) == 2 for fc in fcurves)
     assert {kp.interpolation for fc in fcurves for kp in fc.keyframe_points} == {"CONSTANT"}
@@ -162,7 +161,7 @@ def test_backend_swap_keeps_sockets_values_and_keys():
     scene, group, _, _ = preview_scene(nt, params, width, height)
     nt.keyframe_wavelets(group, params, 1)
     chunk, _ = nt.wavelet_location(group, 0)
-    keys_before = sorted((fc.data_path, fc.array_index) for fc in nt._fcurve_collection(chunk))
+    keys_before = sorted((fc.data_path, fc.array_index) for fc in nt.fcurves_of(chunk))
     atom = chunk.nodes["W00"].node_tree
     sockets_before = [(s.name, s.in_out) for s in atom.interface.items_tree]
     separates = lambda: sum(n.bl_idname == "ShaderNodeSeparateXYZ" for n in atom.nodes)  # noqa: E731
@@ -172,7 +171,7 @@ def test_backend_swap_keeps_sockets_values_and_keys():
     assert not nt.set_backend(group, "EEVEE")
     assert nt.set_backend(group, "CYCLES")
     assert [(s.name, s.in_out) for s in atom.interface.items_tree] == sockets_before
-    assert sorted((fc.data_path, fc.array_index) for fc in nt._fcurve_collection(chunk)) == keys_before
+    assert sorted((fc.data_path, fc.array_index) for fc in nt.fcurves_of(chunk)) == keys_before
     assert np.allclose(nt.read_wavelet_values(group), params.astype(np.float32), atol=0)
     image, _ = render_display(scene)
     assert max_error_255(image, reference_display(params, 1.0, width, height)) <= TOLERANCE
@@ -247,7 +246,7 @@ def test_loop_texture_follows_socket_edits():
         pytest.skip("shader repeat zones need Blender 5.0")
     params = realistic_params(nt.EEVEE_UNROLLED_MAX + 1, 1.0, 32, seed=4)
     scene, group, _, _ = preview_scene(nt, params, 32, 32, "BLENDER_EEVEE")
-    image = nt._loop_image(group)
+    image = nt.data_texture(group)
     handler = nt.on_depsgraph_update
     bpy.app.handlers.depsgraph_update_post.append(handler)
     try:
