@@ -74,15 +74,23 @@ def realistic_params(n: int, aspect: float, height_px: int, seed: int = 0) -> np
     return p.astype(np.float32)
 
 
-def reference_display(params: np.ndarray, aspect: float, width: int, height: int) -> np.ndarray:
-    """The engine's image of a field, (H, W, 3) in [0, 1], float64 maths."""
+def reference_signed(params: np.ndarray, aspect: float, width: int, height: int) -> np.ndarray:
+    """The engine's signed sum of a field, (H, W, 3), float64 maths."""
     import torch
 
-    from imfit_engine.render import render_reference, to_image
+    from imfit_engine.render import render_reference
 
     with torch.no_grad():
-        signed = render_reference(torch.as_tensor(params, dtype=torch.float64), aspect, width, height)
-        return to_image(signed).numpy()
+        return render_reference(torch.as_tensor(params, dtype=torch.float64), aspect, width, height).numpy()
+
+
+def reference_display(params: np.ndarray, aspect: float, width: int, height: int) -> np.ndarray:
+    """The engine's image of a field, (H, W, 3) in [0, 1]: ``to_image`` of the signed sum."""
+    import torch
+
+    from imfit_engine.render import to_image
+
+    return to_image(torch.from_numpy(reference_signed(params, aspect, width, height))).numpy()
 
 
 def setup_render(scene, engine: str, width: int, height: int, samples: int = 1):
