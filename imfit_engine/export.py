@@ -11,14 +11,15 @@ fit's values or writes the data they read:
   here, uncompressed, no dependency) or ``.png`` (each float bit-exact in one RGBA8 texel).
 * ``export_osl``: ``gabor.osl`` with the fit inlined, for Cycles' Script node.
 
-Needs numpy and Pillow only (no torch), so Blender's Python can use it.
+Needs numpy only (no torch, no Pillow: the EXR and PNG writers are here), so Blender's Python
+can use it.
 """
 from __future__ import annotations
 
-import io
 import os
 import re
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -225,6 +226,7 @@ def exr_bytes(rgba: np.ndarray, attributes: dict | None = None) -> bytes:
     ``attributes``: extra header attributes, int or float values.
     """
     height, width, _ = rgba.shape
+
     def attribute(name: str, kind: str, value: bytes) -> bytes:
         return name.encode() + b"\0" + kind.encode() + b"\0" + struct.pack("<i", len(value)) + value
 
@@ -256,6 +258,23 @@ def exr_bytes(rgba: np.ndarray, attributes: dict | None = None) -> bytes:
     return head + offsets + lines
 
 
+def png_bytes(rgba8: np.ndarray, text: dict | None = None) -> bytes:
+    """An 8-bit RGBA PNG, row 0 at the top, with ``text`` as tEXt chunks (Latin-1)."""
+    height, width, _ = rgba8.shape
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8 bits, RGBA, no interlace
+    rows = np.zeros((height, 1 + 4 * width), np.uint8)  # each row: filter type 0, then the bytes
+    rows[:, 1:] = rgba8.reshape(height, 4 * width)
+    texts = b"".join(chunk(b"tEXt", f"{k}\0{v}".encode("latin-1")) for k, v in (text or {}).items())
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + texts
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b"")
+    )
+
+
 def export_texture(ws: WaveletSet, path: str | os.PathLike) -> None:
     """Write the data texture: ``.exr`` RGBA32F, or ``.png`` with each float packed in RGBA8."""
     suffix = Path(path).suffix.lower()
@@ -266,15 +285,9 @@ def export_texture(ws: WaveletSet, path: str | os.PathLike) -> None:
     if suffix == ".exr":
         write_atomic(path, exr_bytes(data, attributes))
         return
-    from PIL import Image, PngImagePlugin
-
-    info = PngImagePlugin.PngInfo()
-    for name, value in attributes.items():
-        info.add_text(name, str(value))
-    info.add_text("imfitLayout", "float32 little-endian per RGBA8 texel, 12 texels per wavelet; shaders/README.md")
-    buffer = io.BytesIO()
-    Image.fromarray(packed_rgba8(data), "RGBA").save(buffer, format="PNG", pnginfo=info)
-    write_atomic(path, buffer.getvalue())
+    text = {name: str(value) for name, value in attributes.items()}
+    text["imfitLayout"] = "each RGBA8 texel is one little-endian float32, 12 texels per wavelet (shaders/README.md)"
+    write_atomic(path, png_bytes(packed_rgba8(data), text))
 
 
 # ----------------------------------------------------------------------------------------

@@ -376,6 +376,16 @@ def test_unknown_texture_format_and_dialect_are_user_errors(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_export_needs_numpy_only():
+    """Blender's Python has numpy but neither torch nor Pillow: the exporters must not import them."""
+    import subprocess
+
+    code = "import sys, imfit_engine.export; print(sorted({'torch', 'PIL'} & set(sys.modules)))"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 # ----------------------------------------------------------------------------------------
 # OSL in a Cycles Script node
 
