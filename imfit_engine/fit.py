@@ -126,9 +126,14 @@ def to_canonical(internal: torch.Tensor) -> torch.Tensor:
     return torch.cat((internal[:, :3], torch.exp(internal[:, 3:6]), phase, amp), dim=1)
 
 
+# Envelope cut used while fitting: exp(-4^2/2) = 3e-4 of a wavelet's peak, invisible in 8 bits,
+# and 36% fewer evaluations than the 5-sigma cut of final renders.
+TRAIN_SUPPORT = 4.0
+
+
 def _render_internal(internal, aspect, w, h):
     p = torch.cat((internal[:, :3], torch.exp(internal[:, 3:6]), internal[:, 6:12]), dim=1)
-    return render(p, aspect, w, h, carrier=True)
+    return render(p, aspect, w, h, carrier=True, support=TRAIN_SUPPORT)
 
 
 # ----------------------------------------------------------------------------------------
@@ -185,8 +190,12 @@ def _structure(target: torch.Tensor):
     return energy, angle
 
 
-def _seed_wavelets(count, target, residual_energy, aspect, generator, uniform_share=0.3):
-    """New wavelets placed by importance sampling of `residual_energy` (H, W); carriers zero."""
+def _seed_wavelets(count, target, residual_energy, aspect, generator, uniform_share=0.3, size_count=None):
+    """New wavelets placed by importance sampling of `residual_energy` (H, W); carriers zero.
+
+    Envelopes are sized as if `size_count` wavelets (default `count`) shared the image, smaller
+    where the sampling density is high.
+    """
     h, w = residual_energy.shape
     dev = target.device
     energy, angle = _structure(target)
@@ -199,7 +208,7 @@ def _seed_wavelets(count, target, residual_energy, aspect, generator, uniform_sh
     v = 1 - (row + 0.5 + jitter[:, 1]) / h
     # envelope size from the local sampling density: dense (detailed) regions get small wavelets
     density = prob.view(h, w)[row, col] * prob.numel()
-    sigma = 0.6 * math.sqrt(aspect / count) / density.clamp(0.2, 25).sqrt()
+    sigma = 0.6 * math.sqrt(aspect / (size_count or count)) / density.clamp(0.2, 25).sqrt()
     sigma = sigma.clamp(min=1.5 / h)
     theta = angle[row, col]
     wavelength = 4.0 * sigma
@@ -348,22 +357,20 @@ def fit(
             wl = _resize(wfull[..., None], w, h).clamp_min(1e-4)
             weights.append(wl / wl.mean())
 
-    # initial field, seeded at the finest level's structure
-    fine_t, fine_w = targets[-1], weights[-1]
+    # Progressive growth: without a warm start, half the wavelets of the next level at each coarser
+    # one; each level adds its share where the residual is largest, so fine levels get fine wavelets.
+    n = config.num_wavelets
     if init is not None:
-        internal = to_internal(torch.as_tensor(init.params, dtype=torch.float32, device=device))
+        warm = to_internal(torch.as_tensor(init.params, dtype=torch.float32, device=device))[:n]
+        level_counts = [n] * len(sizes)
     else:
-        internal = torch.zeros(0, 12, device=device)
-    missing = config.num_wavelets - len(internal)
-    if missing > 0:
-        energy, _ = _structure(fine_t)
-        new = _seed_wavelets(missing, fine_t, energy.sqrt(), aspect, generator)
-        internal = torch.cat((internal, new))
-        rows = torch.arange(len(internal) - missing, len(internal), device=device)
-        _project(internal, aspect, *sizes[-1])
-        _solve_carrier(internal, rows, fine_t, fine_w, aspect, config.carrier_solve_steps)
-    internal = internal.detach().requires_grad_(True)
-
+        warm = torch.zeros(0, 12, device=device)
+        level_counts = [max(1, math.ceil(n / 2 ** (len(sizes) - 1 - k))) for k in range(len(sizes))]
+    internal = torch.zeros(n, 12, device=device)
+    internal[:, 3:6] = -20.0  # rows not grown yet: zero carriers, pixel-sized (cheap) envelopes
+    internal[: len(warm)] = warm
+    active = len(warm)
+    internal.requires_grad_(True)
     opt = _Optimiser(internal, config.lr)
     history, iteration, stopped, message = [], 0, False, ""
     best_loss, best = float("inf"), internal.detach().clone()
@@ -376,6 +383,9 @@ def fit(
 
     for level, ((w, h), n_iter) in enumerate(zip(sizes, iters)):
         target, wmap = targets[level], weights[level]
+        if level_counts[level] > active:
+            _grow(internal, opt, active, level_counts[level], target, wmap, aspect, generator, config)
+            active = level_counts[level]
         plateau = _Plateau(config.gamma)
         best_loss, lr_scale = float("inf"), 1.0
         final = level == len(sizes) - 1
@@ -383,7 +393,7 @@ def fit(
             if should_stop is not None and should_stop():
                 stopped, message = True, f"stopped on request at iteration {iteration}; kept the best result so far"
                 break
-            out = _render_internal(internal, aspect, w, h).clamp(-1, 1)
+            out = _render_internal(internal[:active], aspect, w, h).clamp(-1, 1)
             loss = _loss(out, target, wmap, config)
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
@@ -408,7 +418,7 @@ def fit(
             _project(internal, aspect, w, h)
             iteration += 1
             if config.reseed_every and (k + 1) % config.reseed_every == 0 and k + 1 < n_iter * 0.8:
-                _reseed_dead(internal, opt, out.detach(), target, wmap, aspect, generator, config)
+                _reseed_dead(internal, active, opt, out.detach(), target, wmap, aspect, generator, config)
             mse01 = float(((out.detach() - target) ** 2).mean()) / 4
             now = time.perf_counter() - start
             if on_progress is not None and (now - last_report >= 0.25 or k in (0, n_iter - 1)):
@@ -452,10 +462,25 @@ def fit(
     return FitResult(ws, final_psnr, seconds, iteration, stopped, history, message)
 
 
-def _reseed_dead(internal, opt, out, target, wmap, aspect, generator, config):
+def _grow(internal, opt, active, count, target, wmap, aspect, generator, config):
+    """Activate rows active..count, seeded where the residual of the active ones is largest,
+    then solve all active carriers jointly for this level's target."""
+    h, w = target.shape[:2]
+    with torch.no_grad():
+        out = _render_internal(internal[:active], aspect, w, h).clamp(-1, 1) if active else torch.zeros_like(target)
+        resid = ((target - out) ** 2 * wmap).sum(-1)
+        rows = torch.arange(active, count, device=target.device)
+        internal.data[rows] = _seed_wavelets(count - active, target, resid, aspect, generator, size_count=count)
+        opt.reset_rows(rows)
+        _project(internal, aspect, w, h)
+    _solve_carrier(internal, torch.arange(count, device=target.device), target, wmap, aspect,
+                   config.carrier_solve_steps)
+
+
+def _reseed_dead(internal, active, opt, out, target, wmap, aspect, generator, config):
     """Wavelets that contribute (almost) nothing move to where the residual is largest."""
     with torch.no_grad():
-        ab = internal[:, 6:12]
+        ab = internal[:active, 6:12]
         amp = ab.view(-1, 2, 3).pow(2).sum(1).sqrt().amax(1)
         dead = torch.nonzero(amp < 2e-3).flatten()
         if len(dead) == 0:
