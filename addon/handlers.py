@@ -40,8 +40,10 @@ def sync_backends(scene) -> int:
 
 
 @persistent
-def imfit_sync_on_depsgraph(scene, _depsgraph=None):
+def imfit_sync_on_depsgraph(scene, depsgraph=None):
     sync_backends(scene)
+    if depsgraph is not None:  # socket edits in the UI reach the EEVEE loop's data texture
+        node_tree.on_depsgraph_update(scene, depsgraph)
 
 
 @persistent
