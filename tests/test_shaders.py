@@ -394,68 +394,76 @@ def cycles_osl_render(ws: WaveletSet, tmp_path, output: str = "Color") -> np.nda
     """Render the exported OSL on a UV plane framed exactly by an orthographic camera; (H, W, 4), row 0 top.
 
     Emission strength 1, Standard view, 1 sample through a 0.01 px box filter (pixel centres),
-    written as a 32-bit float EXR (scene-linear values, no view transform).
+    written as a 32-bit float EXR (scene-linear values, no view transform). Everything is built
+    in a scene of its own and removed afterwards, so other tests' Blender data is left alone.
     """
     bpy_python_path()  # the Script node compiles through bpy's oslquery
     import bpy
 
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    scene = bpy.context.scene
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.shading_system = True  # OSL
-    scene.cycles.samples = 1
-    scene.cycles.use_adaptive_sampling = False
-    scene.cycles.use_denoising = False
-    scene.cycles.pixel_filter_type = "BOX"
-    scene.cycles.filter_width = 0.01
-    scene.cycles.max_bounces = 0
-    scene.render.resolution_x, scene.render.resolution_y = ws.width, ws.height
-    scene.render.resolution_percentage = 100
-    scene.view_settings.view_transform = "Standard"
-    scene.view_settings.look = "None"
-    scene.render.image_settings.file_format = "OPEN_EXR"
-    scene.render.image_settings.color_depth = "32"
-    scene.render.image_settings.exr_codec = "NONE"
-    scene.render.filepath = str(tmp_path / "osl.exr")
-
+    scene = bpy.data.scenes.new("imfit_osl_test")
     aspect = ws.aspect
-    mesh = bpy.data.meshes.new("plane")
-    mesh.from_pydata([(0, 0, 0), (aspect, 0, 0), (aspect, 1, 0), (0, 1, 0)], [], [(0, 1, 2, 3)])
-    uv_layer = mesh.uv_layers.new(name="UVMap")
-    for loop, uv in zip(uv_layer.data, [(0, 0), (1, 0), (1, 1), (0, 1)]):
-        loop.uv = uv
-    plane = bpy.data.objects.new("plane", mesh)
-    scene.collection.objects.link(plane)
+    mesh = bpy.data.meshes.new("imfit_plane")
+    camera_data = bpy.data.cameras.new("imfit_camera")
+    material = bpy.data.materials.new("imfit_gabor")
+    text = bpy.data.texts.new("imfit_gabor.osl")
+    plane = bpy.data.objects.new("imfit_plane", mesh)
+    camera = bpy.data.objects.new("imfit_camera", camera_data)
+    try:
+        scene.render.engine = "CYCLES"
+        scene.cycles.device = "CPU"
+        scene.cycles.shading_system = True  # OSL
+        scene.cycles.samples = 1
+        scene.cycles.use_adaptive_sampling = False
+        scene.cycles.use_denoising = False
+        scene.cycles.pixel_filter_type = "BOX"
+        scene.cycles.filter_width = 0.01
+        scene.cycles.max_bounces = 0
+        scene.render.resolution_x, scene.render.resolution_y = ws.width, ws.height
+        scene.render.resolution_percentage = 100
+        scene.view_settings.view_transform = "Standard"
+        scene.view_settings.look = "None"
+        scene.render.image_settings.file_format = "OPEN_EXR"
+        scene.render.image_settings.color_depth = "32"
+        scene.render.image_settings.exr_codec = "NONE"
+        scene.render.filepath = str(tmp_path / "osl.exr")
 
-    camera_data = bpy.data.cameras.new("camera")
-    camera_data.type = "ORTHO"
-    camera_data.ortho_scale = max(aspect, 1.0)  # spans the larger side
-    camera = bpy.data.objects.new("camera", camera_data)
-    camera.location = (aspect / 2, 0.5, 1.0)
-    scene.collection.objects.link(camera)
-    scene.camera = camera
+        mesh.from_pydata([(0, 0, 0), (aspect, 0, 0), (aspect, 1, 0), (0, 1, 0)], [], [(0, 1, 2, 3)])
+        uv_layer = mesh.uv_layers.new(name="UVMap")
+        for loop, uv in zip(uv_layer.data, [(0, 0), (1, 0), (1, 1), (0, 1)]):
+            loop.uv = uv
+        mesh.materials.append(material)
+        scene.collection.objects.link(plane)
+        camera_data.type = "ORTHO"
+        camera_data.ortho_scale = max(aspect, 1.0)  # spans the larger side
+        camera.location = (aspect / 2, 0.5, 1.0)
+        scene.collection.objects.link(camera)
+        scene.camera = camera
 
-    text = bpy.data.texts.new("gabor.osl")
-    text.write(export.osl_source(ws))
-    material = bpy.data.materials.new("gabor")
-    nodes, links = material.node_tree.nodes, material.node_tree.links
-    nodes.clear()
-    script = nodes.new("ShaderNodeScript")
-    script.mode = "INTERNAL"
-    script.script = text  # compiles and creates the sockets
-    assert output in script.outputs, f"OSL compile failed: sockets {list(script.outputs.keys())}"
-    coordinates = nodes.new("ShaderNodeTexCoord")
-    links.new(coordinates.outputs["UV"], script.inputs["UV"])
-    emission = nodes.new("ShaderNodeEmission")
-    emission.inputs["Strength"].default_value = 1.0
-    links.new(script.outputs[output], emission.inputs["Color"])
-    material_output = nodes.new("ShaderNodeOutputMaterial")
-    links.new(emission.outputs["Emission"], material_output.inputs["Surface"])
-    mesh.materials.append(material)
+        text.write(export.osl_source(ws))
+        nodes, links = material.node_tree.nodes, material.node_tree.links
+        nodes.clear()
+        script = nodes.new("ShaderNodeScript")
+        script.mode = "INTERNAL"
+        with bpy.context.temp_override(scene=scene):  # the context scene's engine (Cycles) compiles it
+            script.script = text
+        assert output in script.outputs, f"OSL compile failed: sockets {list(script.outputs.keys())}"
+        coordinates = nodes.new("ShaderNodeTexCoord")
+        links.new(coordinates.outputs["UV"], script.inputs["UV"])
+        emission = nodes.new("ShaderNodeEmission")
+        emission.inputs["Strength"].default_value = 1.0
+        links.new(script.outputs[output], emission.inputs["Color"])
+        material_output = nodes.new("ShaderNodeOutputMaterial")
+        links.new(emission.outputs["Emission"], material_output.inputs["Surface"])
 
-    bpy.ops.render.render(write_still=True)
-    return read_exr(tmp_path / "osl.exr")
+        bpy.ops.render.render(write_still=True, scene=scene.name)
+        return read_exr(tmp_path / "osl.exr")
+    finally:
+        for collection, block in [
+            (bpy.data.objects, plane), (bpy.data.objects, camera), (bpy.data.meshes, mesh),
+            (bpy.data.cameras, camera_data), (bpy.data.materials, material), (bpy.data.texts, text),
+            (bpy.data.scenes, scene),
+        ]:
+            collection.remove(block)
 
 
 def test_osl_script_node_matches_engine_for_4096_wavelets(tmp_path):
