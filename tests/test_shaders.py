@@ -113,13 +113,10 @@ def shader(name: str, dialect: str, defines: str = "") -> str:
 
 
 def add_defines(source: str, defines: str) -> str:
-    if not defines:
-        return source
+    """Insert lines after the version and precision header (a #define must follow #version)."""
     lines = source.split("\n")
-    at = next(i for i, line in enumerate(lines) if line.startswith("precision") or line.startswith("#version"))
-    while at + 1 < len(lines) and lines[at + 1].startswith("precision"):
-        at += 1
-    return "\n".join(lines[: at + 1] + [defines] + lines[at + 1 :])
+    after_header = 1 + max(i for i, line in enumerate(lines[:4]) if line.startswith(("#version", "precision")))
+    return "\n".join(lines[:after_header] + [defines] * bool(defines) + lines[after_header:])
 
 
 def set_uniform(program, name, value):
@@ -156,10 +153,10 @@ def draw_fullscreen(ctx, fragment: str, dialect: str, uniforms: dict, textures=(
 
 def data_texture(ctx, pixels: np.ndarray, dtype: str):
     """A texture whose texel row 0 is the array's row 0 (the file's top row)."""
-    rows, width, _ = pixels.shape
-    texture = ctx.texture((width, rows), 4, data=np.ascontiguousarray(pixels).tobytes(), dtype=dtype)
     import moderngl
 
+    rows, width, _ = pixels.shape
+    texture = ctx.texture((width, rows), 4, data=np.ascontiguousarray(pixels).tobytes(), dtype=dtype)
     texture.filter = (moderngl.NEAREST, moderngl.NEAREST)
     return texture
 
@@ -334,7 +331,7 @@ def test_exr_header_carries_the_layout(tmp_path):
     np.testing.assert_array_equal(read_exr(tmp_path / "small.EXR").reshape(5, 12), ws.params)
 
 
-def test_uniform_payload_and_sources_are_exact(tmp_path):
+def test_uniform_payload_is_bit_exact(tmp_path):
     ws = random_fit(20, seed=8)
     ws.params[0, 0] = 1e-30  # tiny and huge values keep their float32 bits through the text
     ws.params[1, 9] = 3.4e38
