@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(PY) -m imfit_engine fit tests/data/astronaut.png --size 128 --num-gabors 256 --output-dir out/demo
+	$(PY) tools/demo.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
