@@ -20,9 +20,11 @@ demo: $(STAMP)
 	$(PY) tools/demo.py
 
 test: $(STAMP)
+	sh tools/setup_gl.sh
 	$(PY) -m pytest -q tests
 
 test-slow: $(STAMP)
+	sh tools/setup_gl.sh
 	$(PY) -m pytest -q -m slow tests
 
 clean:

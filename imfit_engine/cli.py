@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import formats, images, pipeline
+from . import export, formats, images, pipeline
 from .errors import ImfitError
 from .fit import FitConfig
 
@@ -176,6 +176,27 @@ def cmd_convert(a) -> int:
     return 0
 
 
+def cmd_export(a) -> int:
+    outputs = [(a.glsl, lambda ws, p: export.export_glsl(ws, p, a.glsl_dialect)),
+               (a.uniforms, export.export_uniforms), (a.texture, export.export_texture), (a.osl, export.export_osl)]
+    chosen = [(path, write) for path, write in outputs if path]
+    if not chosen:
+        raise ImfitError("nothing to export: give --glsl, --uniforms, --texture and/or --osl")
+    ws = formats.load_params(a.params, a.source_width, a.source_height)
+    for path, write in chosen:
+        try:
+            write(ws, path)
+        except ImfitError as e:
+            raise ImfitError(f"{a.params}: {e}") from None
+        print(f"{path}: {len(ws)} wavelets")
+    return 0
+
+
+def _source_size_args(p):
+    p.add_argument("--source-width", type=int, help="for .txt input: the raster it was trained on")
+    p.add_argument("--source-height", type=int, help="for .txt input: the raster it was trained on")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imfit", description="Fit images with sums of Gabor wavelets.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,16 +206,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--width", type=int, required=True, help="output width in pixels")
     r.add_argument("--height", type=int, help="output height (default: keeps the fit's aspect)")
     r.add_argument("-o", "--output", required=True, help="output PNG")
-    r.add_argument("--source-width", type=int, help="for .txt input: the raster it was trained on")
-    r.add_argument("--source-height", type=int, help="for .txt input: the raster it was trained on")
+    _source_size_args(r)
     c = sub.add_parser("convert", help="convert between canonical JSON and torch-imfit .txt")
     c.add_argument("input")
     c.add_argument("output")
     _size_args(c, "torch-imfit")
+    e = sub.add_parser("export", help="export a fit for GLSL hosts (Shadertoy, WebGL, TouchDesigner) or Cycles OSL")
+    e.add_argument("params", help="fit file (.json or torch-imfit .txt)")
+    e.add_argument("--glsl", metavar="OUT.glsl", help="self-contained fragment shader, fit inlined (<= 1365 wavelets)")
+    e.add_argument("--glsl-dialect", choices=export.GLSL_DIALECTS, default="gl330",
+                   help="gl330: desktop GL 3.3; es300: WebGL2/GLES 3; shadertoy: paste into the Image tab")
+    e.add_argument("--uniforms", metavar="OUT.txt", help="uniform payload for shaders/gabor_uniform.frag")
+    e.add_argument("--texture", metavar="OUT.exr|OUT.png", help="data texture for shaders/gabor_texture.frag")
+    e.add_argument("--osl", metavar="OUT.osl", help="OSL shader for a Cycles Script node")
+    _source_size_args(e)
     return parser
 
 
-COMMANDS = {"fit": cmd_fit, "render": cmd_render, "convert": cmd_convert}
+COMMANDS = {"fit": cmd_fit, "render": cmd_render, "convert": cmd_convert, "export": cmd_export}
 
 
 class _Formatter(logging.Formatter):

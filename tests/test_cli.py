@@ -187,3 +187,17 @@ def test_accepted_odd_inputs(kind, tmp_path, capsys):
 def test_option_validation(capsys):
     code, _, err = run(["fit", str(DATA / "coffee.png"), "--num-gabors", "0"], capsys)
     assert code == 2 and "--num-gabors" in err
+
+
+def test_export_writes_each_target(tmp_path, capsys):
+    """The export subcommand end to end (the shaders' own numbers are checked in test_shaders)."""
+    run(["fit", str(DATA / "brick.png"), *FAST, "--output-dir", str(tmp_path)], capsys)
+    outs = {"--glsl": "f.glsl", "--uniforms": "u.txt", "--texture": "t.exr", "--osl": "s.osl"}
+    argv = ["export", str(tmp_path / "brick.json")]
+    for flag, name in outs.items():
+        argv += [flag, str(tmp_path / name)]
+    code, out, _ = run(argv, capsys)
+    assert code == 0 and out.count("8 wavelets") == 4
+    assert all((tmp_path / name).stat().st_size > 0 for name in outs.values())
+    code, _, err = run(["export", str(tmp_path / "brick.json"), "--texture", str(tmp_path / "t.jpg")], capsys)
+    assert code == 2 and "t.jpg" in err and not (tmp_path / "t.jpg").exists()
