@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import bpy
 
-from . import handlers, ops_engine, ops_fit, ops_stored, panels, polling, preferences, properties
+from . import handlers, ops_engine, ops_fit, ops_shader, ops_stored, panels, polling, preferences, properties
 
 # registration order: preferences and properties before the operators and panels that use them
 CLASSES = (*preferences.classes, *properties.classes, *ops_engine.classes, *ops_fit.classes,
-           *ops_stored.classes, *panels.classes)
+           *ops_stored.classes, *ops_shader.classes, *panels.classes)
 
 
 def register() -> None:

@@ -10,6 +10,7 @@ from . import fit_job, node_tree, stored_fit
 from .engine import ImfitError
 from .ops_engine import IMFIT_OT_check_engine
 from .ops_fit import IMFIT_OT_cancel, IMFIT_OT_fit, IMFIT_OT_refine, source_image
+from .ops_shader import IMFIT_OT_build_osl, IMFIT_OT_export_shader
 from .ops_stored import IMFIT_OT_export_json, IMFIT_OT_export_txt, IMFIT_OT_rebuild
 
 PREVIEW_ICON_SCALE = 8.0
@@ -102,6 +103,9 @@ class _MainPanel(_ImfitPanel):
         row.operator(IMFIT_OT_rebuild.bl_idname, text="Rebuild", icon="NODETREE")
         row.operator(IMFIT_OT_export_json.bl_idname, text="JSON", icon="EXPORT")
         row.operator(IMFIT_OT_export_txt.bl_idname, text=".txt", icon="EXPORT")
+        row = box.row(align=True)
+        row.operator_menu_enum(IMFIT_OT_export_shader.bl_idname, "kind", text="Shader", icon="EXPORT")
+        row.operator(IMFIT_OT_build_osl.bl_idname, text="OSL Material", icon="SCRIPT")
 
 
 class _LossPanel(_ImfitPanel):
@@ -145,6 +149,7 @@ class IMFIT_MT_menu(bpy.types.Menu):
         layout.operator(IMFIT_OT_cancel.bl_idname, icon="CANCEL")
         layout.separator()
         layout.operator(IMFIT_OT_rebuild.bl_idname)
+        layout.operator(IMFIT_OT_build_osl.bl_idname)
         layout.operator(IMFIT_OT_export_json.bl_idname)
         layout.operator(IMFIT_OT_export_txt.bl_idname)
         layout.separator()
@@ -159,6 +164,7 @@ def draw_submenu(self, context):
 def draw_export_menu(self, context):
     self.layout.operator(IMFIT_OT_export_json.bl_idname, text="Gabor ImFit (.json)")
     self.layout.operator(IMFIT_OT_export_txt.bl_idname, text="Gabor ImFit torch-imfit (.txt)")
+    self.layout.operator_menu_enum(IMFIT_OT_export_shader.bl_idname, "kind", text="Gabor ImFit Shader")
 
 
 def draw_status_bar(self, context):

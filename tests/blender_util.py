@@ -8,7 +8,9 @@ user would see against ``to_image(render_reference(...))``.
 """
 from __future__ import annotations
 
+import glob
 import importlib
+import importlib.util
 import math
 import os
 import sys
@@ -40,6 +42,15 @@ def package_module(dotted: str):
 
 def addon_module(name: str):
     return package_module(f"addon.{name}")
+
+
+def bpy_python_path() -> None:
+    """bpy's own site-packages (OpenImageIO, oslquery) are not on sys.path in the PyPI module."""
+    spec = importlib.util.find_spec("bpy")
+    for root in spec.submodule_search_locations:
+        for path in glob.glob(os.path.join(root, "*", "python", "lib", "python3*", "site-packages")):
+            if path not in sys.path:
+                sys.path.append(path)
 
 
 def fresh_scene():

@@ -6,8 +6,6 @@ same parameters (``render_reference`` + ``to_image``, float64).
 """
 from __future__ import annotations
 
-import glob
-import importlib.util
 import math
 import os
 import sys
@@ -17,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+import blender_util
 from imfit_engine import export
 from imfit_engine.errors import ImfitError
 from imfit_engine.model import WaveletSet
@@ -64,20 +63,9 @@ def assert_matches(rendered: np.ndarray, expected: np.ndarray, what: str) -> flo
     return error
 
 
-def bpy_python_path() -> None:
-    """bpy's own site-packages (OpenImageIO, oslquery) are not on sys.path in the PyPI module."""
-    spec = importlib.util.find_spec("bpy")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("bpy is not installed")
-    for root in spec.submodule_search_locations:
-        for path in glob.glob(os.path.join(root, "*", "python", "lib", "python3*", "site-packages")):
-            if path not in sys.path:
-                sys.path.append(path)
-
-
 def read_exr(path) -> np.ndarray:
     """(H, W, 4) float32 of an RGBA EXR, row 0 = top, through OpenImageIO (bpy's copy)."""
-    bpy_python_path()
+    blender_util.bpy_python_path()
     import OpenImageIO as oiio
 
     image = oiio.ImageInput.open(str(path))
@@ -321,7 +309,7 @@ def test_renders_at_another_resolution(gl):
 def test_exr_header_carries_the_layout(tmp_path):
     ws = random_fit(5, seed=7, width=300, height=200)
     export.export_texture(ws, tmp_path / "small.EXR")
-    bpy_python_path()
+    blender_util.bpy_python_path()
     import OpenImageIO as oiio
 
     image = oiio.ImageInput.open(str(tmp_path / "small.EXR"))
@@ -397,7 +385,7 @@ def cycles_osl_render(ws: WaveletSet, tmp_path, output: str = "Color") -> np.nda
     written as a 32-bit float EXR (scene-linear values, no view transform). Everything is built
     in a scene of its own and removed afterwards, so other tests' Blender data is left alone.
     """
-    bpy_python_path()  # the Script node compiles through bpy's oslquery
+    blender_util.bpy_python_path()  # the Script node compiles through bpy's oslquery
     import bpy
 
     scene = bpy.data.scenes.new("imfit_osl_test")
