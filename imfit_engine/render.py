@@ -122,15 +122,30 @@ class _Bins:
             start = torch.cumsum(count, 0) - count
             k = torch.arange(len(self.wavelet), device=dev) - start[self.wavelet]
             ntx_w = ntx[self.wavelet]
-            self.tx = tx0[self.wavelet] + k % ntx_w.clamp(min=1)
-            self.ty = ty0[self.wavelet] + k // ntx_w.clamp(min=1)
+            tx = tx0[self.wavelet] + k % ntx_w.clamp(min=1)
+            ty = ty0[self.wavelet] + k // ntx_w.clamp(min=1)
+            # Drop the bounding box's tiles that cannot touch the support ellipse: in the wavelet's
+            # frame scaled by (sigma, gamma), a tile lies within its half-diagonal / min(sigma, gamma)
+            # of its centre, so a centre farther than support + that is outside (conservative).
+            w = self.wavelet
+            ox = (tx.double() + 0.5) * tile * dx - cx[w]
+            oy = 1 - (ty.double() + 0.5) * tile * dy - cy[w]
+            cos_t, sin_t = torch.cos(p[w, THETA]), torch.sin(p[w, THETA])
+            xr = (ox * cos_t + oy * sin_t) / sig[w]
+            yr = (-ox * sin_t + oy * cos_t) / gam[w]
+            reach = support + 0.5 * tile * math.hypot(dx, dy) / torch.minimum(sig[w], gam[w])
+            keep = (xr * xr + yr * yr <= reach * reach) | bad[w]
+            self.wavelet, self.tx, self.ty = w[keep], tx[keep], ty[keep]
             self.tile_id = self.ty * self.tiles_x + self.tx
 
     def __len__(self):
         return len(self.wavelet)
 
+    def chunk_size(self, chunk_pixels):
+        return max(1, chunk_pixels // (self.tile * self.tile))
+
     def chunks(self, chunk_pixels):
-        step = max(1, chunk_pixels // (self.tile * self.tile))
+        step = self.chunk_size(chunk_pixels)
         for start in range(0, len(self), step):
             yield slice(start, start + step)
 
@@ -148,20 +163,59 @@ class _Bins:
         return pad.view(self.tiles_y, t, self.tiles_x, t, 3).permute(0, 2, 1, 3, 4).reshape(-1, t * t, 3)
 
 
-def _chunk_geometry(p, bins, sl, aspect):
-    """Per-pair local coordinates of one chunk: xr, yr (C, T, T) and the pair's params."""
-    t = bins.tile
-    dx, dy = pixel_size(bins.width, bins.height, aspect)
-    ar = torch.arange(t, device=p.device, dtype=p.dtype)
-    px = (bins.tx[sl, None].to(p.dtype) * t + ar + 0.5) * dx  # (C, T) column centres
-    py = 1.0 - (bins.ty[sl, None].to(p.dtype) * t + ar + 0.5) * dy  # (C, T) row centres
-    ddx = px - (p[:, U] * aspect)[:, None]
-    ddy = py - p[:, V][:, None]
+def _chunk_forward(p, coef, tx, ty, consts, tile: int):
+    """Contributions of C (wavelet, tile) pairs: (C, T*T, 3).
+
+    p: (C, 6) geometry columns u..wavelength; coef: (C, 2, 3) carrier coefficients (A; B);
+    tx, ty: (C,) tile indices as floats; consts: (3,) = pixel dx, dy and the aspect.
+    """
+    xr, yr = _chunk_frame(p, tx, ty, consts, tile)
+    env, cos, sin = _chunk_terms(p, xr, yr)[3:]
+    basis = torch.stack((env * cos, -env * sin), dim=-1).view(len(p), -1, 2)
+    return torch.bmm(basis, coef)
+
+
+def _chunk_backward(p, coef, tx, ty, g, consts, tile: int):
+    """Analytic gradients of sum(g * contributions) for C pairs: geometry (C, 6), carriers (C, 3, 2)."""
+    n = len(p)
+    xr, yr = _chunk_frame(p, tx, ty, consts, tile)
+    inv_a, inv_b, omega, env, cos, sin = _chunk_terms(p, xr, yr)
+    gab = torch.bmm(g, coef.transpose(1, 2)).view(n, tile, tile, 2)  # sum_c g_c A_c, sum_c g_c B_c
+    ga, gb = gab[..., 0], gab[..., 1]
+    ec, es = env * cos, env * sin
+    # d/dA_c, d/dB_c: sum over pixels of g_c * (E cos, -E sin)
+    d_ab = torch.bmm(g.transpose(1, 2), torch.stack((ec, -es), dim=-1).view(n, -1, 2))  # (C, 3, 2)
+    r = cos * ga - sin * gb  # dL/dE per pixel
+    q = -(es * ga + ec * gb)  # dL/d(arg) per pixel
+    re = r * env
+    g_xr = -2 * inv_a[:, None, None] * xr * re + omega[:, None, None] * q
+    g_yr = -2 * inv_b[:, None, None] * yr * re
+    c, s = torch.cos(p[:, THETA]), torch.sin(p[:, THETA])
+    sum_gx = g_xr.sum((1, 2))
+    sum_gy = g_yr.sum((1, 2))
+    d_cx = -(sum_gx * c - sum_gy * s)
+    d_cy = -(sum_gx * s + sum_gy * c)
+    d_theta = (g_xr * yr - g_yr * xr).sum((1, 2))
+    d_inv_a = -(re * xr * xr).sum((1, 2))
+    d_inv_b = -(re * yr * yr).sum((1, 2))
+    d_omega = (q * xr).sum((1, 2))
+    sig, gam, lam = p[:, SIGMA], p[:, GAMMA], p[:, WAVELENGTH]
+    part = torch.stack(
+        (d_cx * consts[2], d_cy, d_theta, -d_inv_a / sig**3, -d_inv_b / gam**3, -d_omega * omega / lam), dim=1
+    )
+    return part, d_ab
+
+
+def _chunk_frame(p, tx, ty, consts, tile: int):
+    """Each pair's pixel offsets rotated into its wavelet's frame: xr, yr (C, T rows, T columns)."""
+    dx, dy, aspect = consts[0], consts[1], consts[2]
+    ar = torch.arange(tile, device=p.device, dtype=p.dtype) + 0.5
+    ddx = (tx[:, None] * tile + ar) * dx - (p[:, U] * aspect)[:, None]  # (C, T) column centres
+    ddy = 1.0 - (ty[:, None] * tile + ar) * dy - p[:, V][:, None]  # (C, T) row centres
     c, s = torch.cos(p[:, THETA])[:, None], torch.sin(p[:, THETA])[:, None]
-    # rows index y (dim 1), columns index x (dim 2)
     xr = (ddx * c)[:, None, :] + (ddy * s)[:, :, None]
     yr = (-ddx * s)[:, None, :] + (ddy * c)[:, :, None]
-    return ddx, ddy, xr, yr
+    return xr, yr
 
 
 def _chunk_terms(p, xr, yr):
@@ -173,75 +227,80 @@ def _chunk_terms(p, xr, yr):
     return inv_a, inv_b, omega, env, torch.cos(arg), torch.sin(arg)
 
 
+class _Kernels:
+    """The chunk kernels, eager or compiled (torch.compile fuses their elementwise work; it pays
+    off for long fits and on GPUs, after a one-off compile).  Compiled kernels see one fixed
+    chunk shape: short chunks are padded with zero-carrier pairs that land in a spare tile."""
+
+    compiled = False
+    _cache = {}
+
+    @classmethod
+    def get(cls):
+        if not cls.compiled:
+            return _chunk_forward, _chunk_backward
+        if "fns" not in cls._cache:
+            cls._cache["fns"] = (torch.compile(_chunk_forward, dynamic=False),
+                                 torch.compile(_chunk_backward, dynamic=False))
+        return cls._cache["fns"]
+
+
+def use_compiled_kernels(flag: bool) -> None:
+    _Kernels.compiled = bool(flag)
+
+
+class _Chunk:
+    """One chunk's gathered inputs, padded to the full chunk size when kernels are compiled."""
+
+    def __init__(self, params, coef_all, bins, sl, size):
+        self.w = bins.wavelet[sl]
+        self.tile_id = bins.tile_id[sl]
+        self.n = n = len(self.w)
+        self.p = params[self.w, :6]
+        self.coef = coef_all[self.w]
+        self.tx, self.ty = bins.tx[sl].to(params.dtype), bins.ty[sl].to(params.dtype)
+        pad = size - n if _Kernels.compiled else 0
+        if pad > 0:
+            spare = bins.tiles_x * bins.tiles_y  # a tile past the image, dropped afterwards
+            self.p = torch.cat((self.p, self.p[:1].expand(pad, 6)))
+            self.coef = torch.cat((self.coef, self.coef.new_zeros(pad, 2, 3)))
+            self.tx = torch.cat((self.tx, self.tx.new_zeros(pad)))
+            self.ty = torch.cat((self.ty, self.ty.new_zeros(pad)))
+            self.tile_id = torch.cat((self.tile_id, self.tile_id.new_full((pad,), spare)))
+
+
 class _TiledRender(torch.autograd.Function):
     @staticmethod
     def forward(ctx, params, aspect, width, height, tile, support, chunk_pixels, carrier):
         bins = _Bins(params, aspect, width, height, tile, support)
-        a_all, b_all = _coefficients(params, carrier)
-        out = params.new_zeros(bins.tiles_y * bins.tiles_x, tile * tile, 3)
+        coef_all = torch.stack(_coefficients(params, carrier), dim=1)  # (N, 2, 3)
+        consts = params.new_tensor([*pixel_size(width, height, aspect), aspect])
+        forward, _ = _Kernels.get()
+        size = bins.chunk_size(chunk_pixels)
+        out = params.new_zeros(bins.tiles_y * bins.tiles_x + 1, tile * tile, 3)  # + the spare tile
         for sl in bins.chunks(chunk_pixels):
-            w = bins.wavelet[sl]
-            p = params[w]
-            _, _, xr, yr = _chunk_geometry(p, bins, sl, aspect)
-            _, _, _, env, cos, sin = _chunk_terms(p, xr, yr)
-            basis = torch.stack((env * cos, -env * sin), dim=-1).view(len(w), -1, 2)  # (C, TT, 2)
-            coef = torch.stack((a_all[w], b_all[w]), dim=1)  # (C, 2, 3)
-            out.index_add_(0, bins.tile_id[sl], torch.bmm(basis, coef))
+            ch = _Chunk(params, coef_all, bins, sl, size)
+            out.index_add_(0, ch.tile_id, forward(ch.p, ch.coef, ch.tx, ch.ty, consts, tile))
         ctx.save_for_backward(params)
-        ctx.bins, ctx.aspect, ctx.chunk_pixels, ctx.carrier = bins, aspect, chunk_pixels, carrier
-        return bins.untile(out)
+        ctx.bins, ctx.chunk_pixels, ctx.carrier, ctx.consts = bins, chunk_pixels, carrier, consts
+        return bins.untile(out[:-1])
 
     @staticmethod
     def backward(ctx, grad_out):
         (params,) = ctx.saved_tensors
-        bins, aspect = ctx.bins, ctx.aspect
-        g_tiles = bins.to_tiles(grad_out.to(params.dtype))
-        a_all, b_all = _coefficients(params, ctx.carrier)
-        # gradients w.r.t. (cx, cy, theta, sigma, gamma, wavelength, A(3), B(3))
+        bins = ctx.bins
+        g_tiles = torch.cat((bins.to_tiles(grad_out.to(params.dtype)), params.new_zeros(1, bins.tile**2, 3)))
+        coef_all = torch.stack(_coefficients(params, ctx.carrier), dim=1)
+        _, backward = _Kernels.get()
+        size = bins.chunk_size(ctx.chunk_pixels)
+        # gradients w.r.t. (u, v, theta, sigma, gamma, wavelength, A(3), B(3))
         grad = params.new_zeros(len(params), 12)
         for sl in bins.chunks(ctx.chunk_pixels):
-            w = bins.wavelet[sl]
-            p = params[w]
-            n = len(w)
-            _, _, xr, yr = _chunk_geometry(p, bins, sl, aspect)
-            inv_a, inv_b, omega, env, cos, sin = _chunk_terms(p, xr, yr)
-            g = g_tiles[bins.tile_id[sl]]  # (C, TT, 3)
-            coef = torch.stack((a_all[w], b_all[w]), dim=2)  # (C, 3, 2)
-            gab = torch.bmm(g, coef).view(n, *xr.shape[1:], 2)  # sum_c g_c A_c, sum_c g_c B_c
-            ga, gb = gab[..., 0], gab[..., 1]
-            ec, es = env * cos, env * sin
-            # d/dA_c, d/dB_c: sum over pixels of g_c * (E cos, -E sin)
-            basis = torch.stack((ec, -es), dim=-1).view(n, -1, 2)
-            d_ab = torch.bmm(g.transpose(1, 2), basis)  # (C, 3, 2)
-            r = cos * ga - sin * gb  # dL/dE per pixel
-            q = -(es * ga + ec * gb)  # dL/d(arg) per pixel
-            re = r * env
-            g_xr = -2 * inv_a[:, None, None] * xr * re + omega[:, None, None] * q
-            g_yr = -2 * inv_b[:, None, None] * yr * re
-            c, s = torch.cos(p[:, THETA]), torch.sin(p[:, THETA])
-            sum_gx = g_xr.sum((1, 2))
-            sum_gy = g_yr.sum((1, 2))
-            d_cx = -(sum_gx * c - sum_gy * s)
-            d_cy = -(sum_gx * s + sum_gy * c)
-            d_theta = (g_xr * yr - g_yr * xr).sum((1, 2))
-            d_inv_a = -(re * xr * xr).sum((1, 2))
-            d_inv_b = -(re * yr * yr).sum((1, 2))
-            d_omega = (q * xr).sum((1, 2))
-            sig, gam, lam = p[:, SIGMA], p[:, GAMMA], p[:, WAVELENGTH]
-            part = torch.stack(
-                (
-                    d_cx * aspect,
-                    d_cy,
-                    d_theta,
-                    -d_inv_a / sig**3,
-                    -d_inv_b / gam**3,
-                    -d_omega * omega / lam,
-                ),
-                dim=1,
-            )
-            grad[:, :6].index_add_(0, w, part)
-            grad[:, 6:9].index_add_(0, w, d_ab[..., 0])
-            grad[:, 9:12].index_add_(0, w, d_ab[..., 1])
+            ch = _Chunk(params, coef_all, bins, sl, size)
+            part, d_ab = backward(ch.p, ch.coef, ch.tx, ch.ty, g_tiles[ch.tile_id], ctx.consts, bins.tile)
+            grad[:, :6].index_add_(0, ch.w, part[: ch.n])
+            grad[:, 6:9].index_add_(0, ch.w, d_ab[: ch.n, :, 0])
+            grad[:, 9:12].index_add_(0, ch.w, d_ab[: ch.n, :, 1])
         if ctx.carrier:
             return grad, None, None, None, None, None, None, None
         # chain (A, B) -> (amp, phase): A = amp cos(phase), B = amp sin(phase)
