@@ -32,3 +32,7 @@ clean:
 
 extension: $(STAMP)
 	$(PY) tools/build_extension.py --output-dir dist
+
+bench: $(STAMP)
+	$(PY) -m imfit_engine.bench
+	$(PY) bench/nodes_bench.py
