@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -55,21 +55,20 @@ def fit_image_file(
 
 
 def write_result(result: FitResult, out_dir, stem: str, fmt: str = "json", preview: bool = True) -> list[Path]:
-    """Write <stem>.json and/or <stem>.txt and a preview <stem>.png, each atomically."""
+    """Write <stem>.json and/or <stem>.txt and a preview <stem>.png, each atomically; returns the
+    paths in that order.  The JSON is written last: a sequence treats it as "frame finished"."""
     out_dir = Path(out_dir)
-    written = []
-    if fmt in ("json", "both"):
-        written.append(out_dir / f"{stem}.json")
-        formats.save_json(result.wavelets, written[-1])
-    if fmt in ("txt", "both"):
-        written.append(out_dir / f"{stem}.txt")
+    json_path, txt_path, png_path = (out_dir / f"{stem}{suffix}" for suffix in (".json", ".txt", ".png"))
+    with_json, with_txt = fmt in ("json", "both"), fmt in ("txt", "both")
+    if with_txt:
         m = result.wavelets.meta.get("metrics", {})
         # torch-imfit's coordinates refer to its training raster
-        formats.save_txt(result.wavelets, written[-1], m.get("train_width"), m.get("train_height"))
+        formats.save_txt(result.wavelets, txt_path, m.get("train_width"), m.get("train_height"))
     if preview:
-        written.append(out_dir / f"{stem}.png")
-        images.save_png(written[-1], render_preview(result.wavelets))
-    return written
+        images.save_png(png_path, render_preview(result.wavelets))
+    if with_json:
+        formats.save_json(result.wavelets, json_path)
+    return [path for path, written in ((json_path, with_json), (txt_path, with_txt), (png_path, preview)) if written]
 
 
 def render_preview(ws: WaveletSet, width: Optional[int] = None, height: Optional[int] = None) -> np.ndarray:
@@ -84,7 +83,3 @@ def render_preview(ws: WaveletSet, width: Optional[int] = None, height: Optional
     with torch.no_grad():
         out = to_image(render(torch.as_tensor(ws.params, dtype=torch.float32), ws.aspect, int(width), int(height)))
     return out.numpy()
-
-
-def frame_weights(frames: Iterable[Path], weight_arg) -> list[Optional[Path]]:
-    return [images.find_weight(f, weight_arg) for f in frames]

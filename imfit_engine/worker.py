@@ -21,6 +21,15 @@ The job file (JSON) names the inputs: ``image``, ``weight`` (or null), ``init`` 
 JSON to warm-start from, or null), ``config`` (``FitConfig.to_dict()``), ``output_dir``,
 ``preview_seconds`` and ``source_name``.
 
+A sequence job (``imfit_engine.sequence``) has ``sequence`` instead of ``image``:
+``{"frames": [{"number", "image", "weight", "stem"}, ...], "keyframe_interval": K, "select": [A, B] or
+null}``.  Its progress messages carry ``frame`` (the number); each finished frame sends
+
+``frame``     number, index, count, path, psnr, seconds, keyframe, resumed
+
+and the ``result`` is the output folder (``path``) with ``frames``, the mean ``psnr``, the summed
+``seconds``, ``stopped``, ``wavelets`` and ``flicker`` (``Flicker`` fields, or null).
+
 This module imports only the standard library at the top, so Blender's Python can use the
 protocol helpers (``decode_line``, ``write_png16``) and ``probe`` can report a missing numpy or
 torch instead of crashing.
@@ -162,7 +171,7 @@ def _read_job(path: str) -> dict:
     except (OSError, json.JSONDecodeError) as e:
         raise ImfitError(f"cannot read the worker job file {path}: {e}. This is a bug in the add-on; "
                          "please report it") from None
-    if not isinstance(job, dict) or not job.get("image") or not job.get("output_dir"):
+    if not isinstance(job, dict) or not (job.get("image") or job.get("sequence")) or not job.get("output_dir"):
         raise ImfitError(f"the worker job file {path} names no image or output folder. This is a bug in the "
                          "add-on; please report it")
     return job
@@ -179,30 +188,40 @@ def _check_device(name: str, torch) -> None:
                          "Apple GPU available. Choose Auto or CPU")
 
 
-def _fit(job: dict, channel: _Channel, should_stop) -> None:
-    from pathlib import Path
+def _progress_sender(channel: _Channel, preview_path, preview_every: float):
+    """on_progress(p, **extra) that sends progress and, every ``preview_every`` s, a preview PNG."""
+    from . import images
 
-    import torch
-
-    from . import formats, images, pipeline
-    from .fit import FitConfig
-
-    config = FitConfig.from_dict(job.get("config") or {})
-    _check_device(config.device, torch)
-    out_dir = Path(job["output_dir"])
-    init = formats.load_json(job["init"]) if job.get("init") else None
-    preview_path = out_dir / PREVIEW_NAME
-    preview_every = float(job.get("preview_seconds", DEFAULT_PREVIEW_SECONDS))
     last_preview = [time.perf_counter()]
 
-    def on_progress(p) -> None:
+    def on_progress(p, **extra) -> None:
         channel.send("progress", iteration=p.iteration, total=p.total, level=p.level, levels=p.levels,
-                     loss=p.loss, psnr=p.psnr, elapsed=p.elapsed)
+                     loss=p.loss, psnr=p.psnr, elapsed=p.elapsed, **extra)
         if time.perf_counter() - last_preview[0] >= preview_every:
             images.save_png(preview_path, p.preview())
             last_preview[0] = time.perf_counter()
             channel.send("preview", path=str(preview_path))
 
+    return on_progress
+
+
+def _fit(job: dict, channel: _Channel, should_stop) -> None:
+    from pathlib import Path
+
+    import torch
+
+    from . import formats, pipeline
+    from .fit import FitConfig
+
+    config = FitConfig.from_dict(job.get("config") or {})
+    _check_device(config.device, torch)
+    out_dir = Path(job["output_dir"])
+    on_progress = _progress_sender(channel, out_dir / PREVIEW_NAME,
+                                   float(job.get("preview_seconds", DEFAULT_PREVIEW_SECONDS)))
+    if job.get("sequence"):
+        _fit_sequence(job, config, out_dir, channel, on_progress, should_stop)
+        return
+    init = formats.load_json(job["init"]) if job.get("init") else None
     result = pipeline.fit_image_file(job["image"], job.get("weight"), config, init=init,
                                      on_progress=on_progress, should_stop=should_stop)
     if job.get("source_name"):
@@ -211,6 +230,29 @@ def _fit(job: dict, channel: _Channel, should_stop) -> None:
     channel.send("result", path=str(fit_json), preview=str(fit_png), psnr=result.psnr, seconds=result.seconds,
                  iterations=result.iterations, stopped=result.stopped, message=result.message,
                  wavelets=len(result.wavelets))
+
+
+def _fit_sequence(job: dict, config, out_dir, channel: _Channel, on_progress, should_stop) -> None:
+    from dataclasses import asdict
+
+    from . import sequence
+
+    spec = job["sequence"]
+    frames = [sequence.Frame(int(f["number"]), f.get("image"), f.get("weight"), f.get("stem") or "")
+              for f in spec["frames"]]
+
+    def on_frame(done) -> None:
+        channel.send("frame", number=done.number, index=done.index, count=done.count, path=str(done.path),
+                     psnr=done.psnr, seconds=done.seconds, keyframe=done.keyframe, resumed=done.resumed)
+
+    run = sequence.fit_sequence(frames, config, out_dir / "frames", int(spec.get("keyframe_interval", 10)),
+                                select=tuple(spec["select"]) if spec.get("select") else None, preview=False,
+                                on_frame=on_frame, on_progress=lambda f, p: on_progress(p, frame=f.number),
+                                should_stop=should_stop)
+    message = "stopped on request; the finished frames are kept" if run.stopped else ""
+    channel.send("result", path=str(out_dir / "frames"), frames=len(run.frames), psnr=run.psnr,
+                 seconds=sum(f.seconds for f in run.frames), stopped=run.stopped, message=message,
+                 wavelets=config.num_wavelets, flicker=asdict(run.flicker) if run.flicker else None)
 
 
 def _error_for(exc: BaseException) -> tuple[str, str]:
