@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import handlers, ops_engine, ops_fit, ops_shader, ops_stored, panels, polling, preferences, properties
+from . import batch, handlers, ops_engine, ops_fit, ops_shader, ops_stored, panels, polling, preferences, properties
 
 # registration order: preferences and properties before the operators and panels that use them
 CLASSES = (*preferences.classes, *properties.classes, *ops_engine.classes, *ops_fit.classes,
@@ -22,9 +22,11 @@ def register() -> None:
     properties.register_properties()
     panels.register_menus()
     handlers.register_handlers()
+    batch.register_command()  # blender -b -c gabor_imfit ...
 
 
 def unregister() -> None:
+    batch.unregister_command()
     polling.remove_timers()
     ops_fit.unregister_hook()
     ops_engine.unregister_hook()

@@ -73,15 +73,18 @@ class FitJob:
             raise
         self.process = WorkerProcess(worker.module_command(python, "run", job_path), env=env)
 
-    def _write_job(self, image, weight, config, init_json, preview_seconds) -> str:
+    def _inputs(self, image, weight, init_json) -> dict:
+        """The job file's inputs (a sequence job has its own, ``sequence_fit.SequenceJob``)."""
         source = image_input.source_input(image, self.folder)
         init_path = None
         if init_json is not None:
             init_path = os.path.join(self.folder, "init.json")
             atomic.write_atomic(init_path, init_json)
-        job = {"image": source, "weight": image_input.weight_input(weight, self.folder), "init": init_path,
-               "config": config, "output_dir": os.path.join(self.folder, "out"),
-               "preview_seconds": preview_seconds, "source_name": image.name}
+        return {"image": source, "weight": image_input.weight_input(weight, self.folder), "init": init_path}
+
+    def _write_job(self, image, weight, config, init_json, preview_seconds) -> str:
+        job = dict(self._inputs(image, weight, init_json), config=config, output_dir=os.path.join(self.folder, "out"),
+                   preview_seconds=preview_seconds, source_name=image.name)
         job_path = os.path.join(self.folder, "job.json")
         atomic.write_atomic(job_path, json.dumps(job, indent=1))
         return job_path
@@ -198,6 +201,7 @@ class FitJob:
         settings.result_image = self.image_name
         settings.result_psnr, settings.result_seconds = m["psnr"], m["seconds"]
         settings.result_wavelets, settings.result_stopped = len(wavelets), bool(m["stopped"])
+        settings.result_frames = 0  # a still
         self.result = dict(m, group=group.name, plane=plane.name if plane else None, wavelets=len(wavelets))
 
     def summary(self) -> str:

@@ -28,9 +28,10 @@ def usable_file(image: bpy.types.Image) -> str | None:
     return os.path.abspath(path)
 
 
-def pixels(image: bpy.types.Image) -> np.ndarray:
-    """(H, W, C) float32, row 0 on top, as stored in Blender (C is 1 to 4)."""
-    if image.source not in {"FILE", "GENERATED"}:
+def pixels(image: bpy.types.Image, any_source: bool = False) -> np.ndarray:
+    """(H, W, C) float32, row 0 on top, as stored in Blender (C is 1 to 4).  Movies and sequences
+    (``any_source``) give the frame Blender decoded last (``sequence_fit`` picks it)."""
+    if not any_source and image.source not in {"FILE", "GENERATED"}:
         raise ImfitError(f"image {image.name} is a {image.source.lower()}: pick a single still image")
     width, height = image.size
     if width == 0 or height == 0:  # reading the size loads the image; a missing file gives 0 x 0
@@ -42,9 +43,9 @@ def pixels(image: bpy.types.Image) -> np.ndarray:
     return buffer.reshape(height, width, channels)[::-1]
 
 
-def encoded_rgb_alpha(image: bpy.types.Image) -> tuple[np.ndarray, np.ndarray | None]:
+def encoded_rgb_alpha(image: bpy.types.Image, any_source: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """(RGB (H, W, 3) display-encoded in [0, 1], alpha (H, W) or None when opaque)."""
-    values = pixels(image)
+    values = pixels(image, any_source)
     channels = values.shape[2]
     rgb = np.repeat(values[..., :1], 3, axis=2) if channels < 3 else values[..., :3]
     alpha = values[..., 3] if channels == 4 else (values[..., 1] if channels == 2 else None)

@@ -5,10 +5,11 @@ result so far is kept) and Blender stays responsive.  Executed (scripts, backgro
 runs to the end before returning.  No 'REGISTER': the redo panel would re-run a whole fit.
 """
 import bpy
-from bpy.props import BoolProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
-from . import fit_job, interpreter, stored_fit
+from . import fit_job, interpreter, sequence_fit, stored_fit
 from .engine import ImfitError
+from .engine import sequence as frames_engine
 from .polling import PollingOperator
 from .preferences import get_preferences
 
@@ -133,6 +134,32 @@ class IMFIT_OT_refine(_FitOperator, bpy.types.Operator):
     refine = True
 
 
+class IMFIT_OT_fit_sequence(_FitOperator, bpy.types.Operator):
+    bl_idname = "imfit.fit_sequence"
+    bl_label = "Fit Gabor Sequence"
+    bl_description = ("Fit every frame of an image sequence or movie (each from the previous frame's fit) and key "
+                      "one node group at every frame, so playback re-synthesises the sequence")
+    bl_options = {"UNDO"}
+
+    keyframe_interval: IntProperty(name="Keyframe Interval", min=1, default=10,
+                                   description="A fresh fit every this many frames; the others start from the "
+                                               "previous frame")
+    interpolation: EnumProperty(name="Interpolation", items=sequence_fit.INTERPOLATIONS, default="LINEAR",
+                                description="How wavelets move between the keyed frames")
+    frames: StringProperty(name="Frames", description="Scene frames to fit, e.g. 1-48 (default: all the image shows)")
+
+    def _make_job(self, context):
+        settings = context.scene.imfit
+        image = source_image(context, self.image)
+        sequence_settings = {key: getattr(self, key) if self.properties.is_property_set(key) else getattr(settings, key)
+                             for key in ("keyframe_interval", "interpolation", "create_plane")}
+        python, env = interpreter.engine_python(get_preferences(context))
+        return sequence_fit.SequenceJob(
+            context.scene, image, settings.weight, settings.fit_config(context, **self._settings_from(context)),
+            python=python, env=env, select=frames_engine.parse_range(self.frames) if self.frames else None,
+            **sequence_settings).start()
+
+
 class IMFIT_OT_cancel(bpy.types.Operator):
     bl_idname = "imfit.cancel"
     bl_label = "Cancel Gabor Fit"
@@ -149,7 +176,7 @@ class IMFIT_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (IMFIT_OT_fit, IMFIT_OT_refine, IMFIT_OT_cancel)
+classes = (IMFIT_OT_fit, IMFIT_OT_refine, IMFIT_OT_fit_sequence, IMFIT_OT_cancel)
 
 
 def unregister_hook() -> None:

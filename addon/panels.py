@@ -6,10 +6,11 @@ import textwrap
 
 import bpy
 
-from . import fit_job, node_tree, stored_fit
+from . import fit_job, node_tree, sequence_fit, stored_fit
 from .engine import ImfitError
 from .ops_engine import IMFIT_OT_check_engine
-from .ops_fit import IMFIT_OT_cancel, IMFIT_OT_fit, IMFIT_OT_refine, source_image
+from .ops_fit import (IMFIT_OT_cancel, IMFIT_OT_fit, IMFIT_OT_fit_sequence, IMFIT_OT_refine, image_in_editor,
+                     source_image)
 from .ops_shader import IMFIT_OT_build_osl, IMFIT_OT_export_shader
 from .ops_stored import IMFIT_OT_export_json, IMFIT_OT_export_txt, IMFIT_OT_rebuild
 
@@ -61,7 +62,10 @@ class _MainPanel(_ImfitPanel):
         col = layout.column(align=True)
         col.use_property_split = True
         col.use_property_decorate = False
-        for name in ("num_wavelets", "size", "iterations", "rescales", "device", "create_plane"):
+        image = settings.image or image_in_editor(context)
+        is_sequence = image is not None and image.source in sequence_fit.SOURCES
+        for name in ("num_wavelets", "size", "iterations", "rescales", "device", "create_plane",
+                     *(("keyframe_interval", "interpolation") if is_sequence else ())):
             col.prop(settings, name)
         note = node_tree.limits_note(settings.num_wavelets, engine)
         if note:
@@ -73,13 +77,18 @@ class _MainPanel(_ImfitPanel):
         if job is not None and job.running:
             _draw_progress(row, job)
             row.operator(IMFIT_OT_cancel.bl_idname, text="", icon="CANCEL")
+        elif is_sequence:
+            row.operator(IMFIT_OT_fit_sequence.bl_idname, text="Fit Sequence", icon="SEQUENCE")
         else:
             row.operator(IMFIT_OT_fit.bl_idname, text="Fit", icon="PLAY")
             sub = row.row(align=True)
             sub.enabled = stored_name is not None
             sub.operator(IMFIT_OT_refine.bl_idname, text="Refine", icon="FILE_REFRESH")
-            if job is not None and job.error:
-                _label_lines(layout, job.error, "ERROR")
+        if job is not None and not job.running and job.error:
+            _label_lines(layout, job.error, "ERROR")
+        if is_sequence and settings.result_frames and settings.result_image == image.name:
+            layout.label(text=f"{settings.result_frames} frames keyed, PSNR {settings.result_psnr:.2f} dB, "
+                              f"flicker {settings.result_flicker:.2f}/255", icon="CHECKMARK")
 
         preview = bpy.data.images.get(fit_job.PREVIEW_IMAGE)
         if preview is not None and preview.preview is not None:
@@ -146,6 +155,7 @@ class IMFIT_MT_menu(bpy.types.Menu):
         layout = self.layout
         layout.operator(IMFIT_OT_fit.bl_idname, icon="PLAY")
         layout.operator(IMFIT_OT_refine.bl_idname)
+        layout.operator(IMFIT_OT_fit_sequence.bl_idname, icon="SEQUENCE")
         layout.operator(IMFIT_OT_cancel.bl_idname, icon="CANCEL")
         layout.separator()
         layout.operator(IMFIT_OT_rebuild.bl_idname)

@@ -3,6 +3,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from .preferences import DEVICE_ITEMS, get_preferences
+from .sequence_fit import INTERPOLATIONS
 
 
 class ImfitSettings(bpy.types.PropertyGroup):
@@ -34,6 +35,11 @@ class ImfitSettings(bpy.types.PropertyGroup):
                                 *DEVICE_ITEMS), default="PREFS")
     create_plane: BoolProperty(name="Create Plane", default=True,
                                description="Add a plane with a material that renders the fit")
+    keyframe_interval: IntProperty(name="Keyframe Interval", default=10, min=1, soft_max=100,
+                                   description="Sequences: a fresh fit every this many frames; the frames between "
+                                               "start from the previous frame's fit (less flicker, faster)")
+    interpolation: EnumProperty(name="Interpolation", items=INTERPOLATIONS, default="LINEAR",
+                                description="Sequences: how wavelets move between the keyed frames")
 
     # the last result, shown in the panel (the stored fit's JSON holds the full record)
     result_image: StringProperty(name="Fitted Image")
@@ -41,6 +47,10 @@ class ImfitSettings(bpy.types.PropertyGroup):
     result_seconds: FloatProperty(name="Seconds", precision=1)
     result_wavelets: IntProperty(name="Wavelets")
     result_stopped: BoolProperty(name="Stopped Early")
+    result_frames: IntProperty(name="Frames", description="Frames keyed by the last sequence fit (0: a still)")
+    result_flicker: FloatProperty(name="Flicker", precision=2,
+                                  description="Last sequence fit: mean frame-to-frame change that the source does "
+                                              "not have, in 1/255 steps")
 
     def engine_device(self, context) -> str:
         """The FitConfig device name: this scene's choice, else the preferences'."""
