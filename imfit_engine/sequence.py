@@ -369,22 +369,30 @@ def missing_frames(files: list[FrameFile]) -> list[int]:
 
 
 def _cost(previous: np.ndarray, current: np.ndarray, aspect: float) -> np.ndarray:
-    """(N, N) matching cost: squared centre distance in units of the envelopes' sizes, plus squared
-    log ratios of size and wavelength."""
-    size_p = np.sqrt(previous[:, SIGMA] * previous[:, GAMMA])
-    size_c = np.sqrt(current[:, SIGMA] * current[:, GAMMA])
-    dx = (previous[:, None, U] - current[None, :, U]) * aspect
-    dy = previous[:, None, V] - current[None, :, V]
-    cost = (dx * dx + dy * dy) / (size_p[:, None] * size_c[None, :])
-    cost += np.log(size_p[:, None] / size_c[None, :]) ** 2
-    cost += np.log(previous[:, None, WAVELENGTH] / current[None, :, WAVELENGTH]) ** 2
+    """(N, N) float32 matching cost: squared centre distance in units of the envelopes' sizes, plus
+    squared log ratios of size and wavelength (in place: a 4096-wavelet matrix is 64 MB)."""
+    def parts(p):
+        p = p.astype(np.float32)
+        log_size = 0.5 * (np.log(p[:, SIGMA]) + np.log(p[:, GAMMA]))
+        return p[:, U] * np.float32(aspect), p[:, V], log_size, np.exp(log_size), np.log(p[:, WAVELENGTH])
+
+    (xp, yp, lsp, sp, lwp), (xc, yc, lsc, sc, lwc) = parts(previous), parts(current)
+    cost = np.zeros((len(xp), len(xc)), np.float32)
+    for a, b in ((xp, xc), (yp, yc)):
+        term = np.subtract.outer(a, b)
+        cost += term * term
+    cost /= sp[:, None]
+    cost /= sc[None, :]
+    for a, b in ((lsp, lsc), (lwp, lwc)):
+        term = np.subtract.outer(a, b)
+        cost += term * term
     return cost
 
 
 def match_rows(previous: np.ndarray, current: np.ndarray, aspect: float) -> np.ndarray:
     """order with ``current[order]`` continuing ``previous`` row by row (greedy: cheapest pairs first)."""
     n = len(previous)
-    cost = _cost(previous.astype(np.float64), current.astype(np.float64), aspect)
+    cost = _cost(previous, current, aspect)
     order = np.full(n, -1)
     rows, cols = np.arange(n), np.arange(n)
     while len(rows):
