@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import export, formats, images, pipeline, sequence
+from . import export, formats, images, pipeline, sequence, style_cli, style_fit
 from .errors import ImfitError
 from .fit import FitConfig
 
@@ -50,6 +50,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=pipeline.OUTPUT_FORMATS, default="json", help="parameter file format")
     p.add_argument("--preset", choices=sorted(pipeline.PRESETS), default="default",
                    help="seed: torch-imfit's own algorithm, for comparisons (no warm start)")
+    style_cli.add_style_args(p, fit=True)
 
 
 def _config(a) -> FitConfig:
@@ -105,10 +106,13 @@ def _progress_bar(label: str):
     return bar, update
 
 
-def _fit_one(image, weight, config, out_dir, fmt, stop):
+def _fit_one(image, weight, config, out_dir, fmt, stop, style=None):
     bar, update = _progress_bar(Path(image).name)
     try:
-        result = pipeline.fit_image_file(image, weight, config, on_progress=update, should_stop=stop)
+        if style is None:
+            result = pipeline.fit_image_file(image, weight, config, on_progress=update, should_stop=stop)
+        else:  # (path, StyleConfig): a style-guided fit
+            result = style_fit.fit_style_file(image, style[0], config, style[1], on_progress=update, should_stop=stop)
     finally:
         if bar is not None:
             bar.close()
@@ -164,6 +168,11 @@ def _fit_sequence(folder, weight_arg, config, out_dir, fmt, keyframes, stop, fra
 def cmd_fit(a) -> int:
     config = _config(a)
     path, out = Path(a.path), Path(a.output_dir)
+    style = None
+    if a.style is not None:
+        if a.mode != "image" or a.weight:
+            raise ImfitError("--style fits one image (--mode image) without a --weight")
+        style = (a.style, style_cli.style_config(a, fit=True))
     if a.frames is not None:
         if a.mode not in ("video", "vm"):
             raise ImfitError(f"--frames selects frames of a sequence: use it with --mode video or vm, not {a.mode}")
@@ -175,7 +184,7 @@ def cmd_fit(a) -> int:
             weight = images.find_weight(path, a.weight) if a.weight else None
             if a.weight and weight is None:
                 raise ImfitError(f"no weight for {path.name} in {a.weight}: expected {path.stem}-wt.png or {path.stem}.png")
-            _fit_one(path, weight, config, out, a.format, stop)
+            _fit_one(path, weight, config, out, a.format, stop, style)
         elif a.mode == "folder":
             for image in images.list_images(path):
                 if stop():
@@ -262,10 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--texture", metavar="OUT.exr|OUT.png", help="data texture for shaders/gabor_texture.frag")
     e.add_argument("--osl", metavar="OUT.osl", help="OSL shader for a Cycles Script node")
     _source_size_args(e)
+    style_cli.add_stylize_parser(sub)
     return parser
 
 
-COMMANDS = {"fit": cmd_fit, "render": cmd_render, "convert": cmd_convert, "export": cmd_export}
+def cmd_stylize(a) -> int:
+    with _StopFlag() as stop:
+        return style_cli.cmd_stylize(a, stop)
+
+
+COMMANDS = {"fit": cmd_fit, "render": cmd_render, "convert": cmd_convert, "export": cmd_export, "stylize": cmd_stylize}
 
 
 class _Formatter(logging.Formatter):

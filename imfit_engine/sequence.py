@@ -53,7 +53,7 @@ from .model import GAMMA, PHASE, SIGMA, THETA, U, V, WAVELENGTH, WaveletSet
 
 DEFAULT_KEYFRAME_INTERVAL = 10
 META_KEY = "sequence"  # metrics[META_KEY] of a frame file
-_IGNORED_SETTINGS = ("device",)  # a shard on a GPU machine may resume a CPU run's frames
+_IGNORED_SETTINGS = ("device", "compile")  # how a frame ran, not what it fits: a GPU shard may resume a CPU run
 _LAST_DIGITS = re.compile(r"(\d+)(?!.*\d)")
 
 

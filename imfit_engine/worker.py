@@ -30,6 +30,10 @@ null}``.  Its progress messages carry ``frame`` (the number); each finished fram
 and the ``result`` is the output folder (``path``) with ``frames``, the mean ``psnr``, the summed
 ``seconds``, ``stopped``, ``wavelets`` and ``flicker`` (``Flicker`` fields, or null).
 
+Style jobs (``imfit_engine.style_fit.worker_job``): ``style`` names a style image and ``style_config`` holds
+``StyleConfig`` fields.  ``"kind": "stylize"`` makes an image (its ``result`` has ``kind``, ``path`` of the PNG,
+``width``, ``height``); a fit job with a ``style`` is a style-guided fit (a fit's ``result``).
+
 This module imports only the standard library at the top, so Blender's Python can use the
 protocol helpers (``decode_line``, ``write_png16``) and ``probe`` can report a missing numpy or
 torch instead of crashing.
@@ -220,6 +224,11 @@ def _fit(job: dict, channel: _Channel, should_stop) -> None:
                                    float(job.get("preview_seconds", DEFAULT_PREVIEW_SECONDS)))
     if job.get("sequence"):
         _fit_sequence(job, config, out_dir, channel, on_progress, should_stop)
+        return
+    if job.get("kind", "fit") != "fit" or job.get("style"):  # stylize, or a style-guided fit (style_fit.py)
+        from . import style_fit
+
+        style_fit.worker_job(job, config, out_dir, channel.send, on_progress, should_stop)
         return
     init = formats.load_json(job["init"]) if job.get("init") else None
     result = pipeline.fit_image_file(job["image"], job.get("weight"), config, init=init,
