@@ -158,3 +158,15 @@ def test_alignment_recovers_identity_and_keeps_every_frame_the_same_picture(whol
     before, after = frames[3][1].params, frames[4][1].params
     assert np.abs(after[:, THETA] - before[:, THETA]).max() <= np.pi / 2 + 1e-6
     assert np.abs(after[:, PHASE] - before[:, PHASE]).max() <= np.pi + 1e-6
+
+
+def test_cli_frames_option_errors(tmp_path, capsys):
+    from imfit_engine.cli import main
+
+    fast = ["--num-gabors", "4", "--size", "16", "--iterations", "2", "--output-dir", str(tmp_path)]
+    assert main(["fit", str(CLIP / "realshort_0001.png"), "--frames", "1-2", *fast]) == 2
+    assert main(["fit", str(CLIP), "--mode", "video", "--frames", "9-3", *fast]) == 2
+    assert main(["fit", str(CLIP), "--mode", "video", "--frames", "40-50", *fast]) == 2
+    err = capsys.readouterr().err
+    assert "use it with --mode video or vm" in err and "ends before it starts" in err and "select none" in err
+    assert "Traceback" not in err and not list(tmp_path.iterdir())
