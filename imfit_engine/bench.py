@@ -47,7 +47,7 @@ def run_case(spec: dict) -> dict:
     import numpy as np
     import torch
 
-    from .fit import FitConfig, _resize, fit, level_sizes, psnr_of
+    from .fit import FitConfig, _resize, level_sizes, psnr_of
     from .images import load_image
     from .pipeline import PRESETS, render_preview
 
@@ -100,7 +100,7 @@ def scaling_case(spec: dict) -> dict:
     """Time per fit iteration (render + backward) for N wavelets sized like a fit's, and peak RSS."""
     import torch
 
-    from .fit import _seed_wavelets, _structure, _render_internal, _resize, _solve_carrier
+    from .fit import _render_internal, _resize, _seed_wavelets, _structure
     from .images import load_image
 
     torch.set_num_threads(spec.get("threads", torch.get_num_threads()))
@@ -152,11 +152,13 @@ def main(argv=None) -> int:
     ours = measure({"image": photo, "config": {**base, "device": "cpu"}, "trace": True})
     # the whole schedule, stretched to fill the seed's wall time (capped by it)
     stretch = max(1.0, 0.9 * seed["wall"] / ours["wall"])
-    equal = measure({"image": photo, "config": {**base, "device": "cpu", "iterations": round(iters * stretch)},
+    # (with the fused kernels: their one-off compile counts in the wall time)
+    equal = measure({"image": photo, "config": {**base, "device": "cpu", "iterations": round(iters * stretch * 1.5),
+                                                "compile": "on"},
                      "budget": seed["wall"], "trace": True})
     reach = time_to_reach(ours["trace"] + equal["trace"], seed["psnr"])
     rows = []
-    for name, r in (("seed preset", seed), ("ours (same settings)", ours), ("ours (seed's wall time)", equal)):
+    for name, r in (("seed preset", seed), ("ours (same settings)", ours), ("ours (seed's wall time, compiled)", equal)):
         rows.append([name, r["wavelets"], r["size"], r["iterations"], f"{r['wall']:.1f}", f"{r['peak_rss_mb']:.0f}",
                      f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"])
     print(_table(rows, ["run", "wavelets", "size", "iters", "wall s", "peak RSS MB", "PSNR dB", "SSIM"]))
