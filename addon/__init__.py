@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import bpy
 
-from . import batch, handlers, ops_engine, ops_fit, ops_shader, ops_stored, panels, polling, preferences, properties
+from . import (batch, handlers, ops_engine, ops_fit, ops_shader, ops_stored, ops_style, panels, polling, preferences,
+               properties)
 
 # registration order: preferences and properties before the operators and panels that use them
 CLASSES = (*preferences.classes, *properties.classes, *ops_engine.classes, *ops_fit.classes,
@@ -20,6 +21,7 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     properties.register_properties()
+    ops_style.register()  # the Style sub-panels hang below the main panels
     panels.register_menus()
     handlers.register_handlers()
     batch.register_command()  # blender -b -c gabor_imfit ...
@@ -32,6 +34,7 @@ def unregister() -> None:
     ops_engine.unregister_hook()
     handlers.unregister_handlers()
     panels.unregister_menus()
+    ops_style.unregister()
     properties.unregister_properties()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

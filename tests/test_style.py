@@ -393,3 +393,56 @@ def test_worker_stylize_and_style_fit_jobs(tmp_path, stripes_png):
     messages = run_worker({"kind": "stylize", "image": str(DATA / "coffee.png"), "style": None,
                            "output_dir": str(tmp_path / "c")}, tmp_path)
     assert messages[-1]["type"] == "error" and messages[-1]["kind"] == "user" and "style image" in messages[-1]["message"]
+
+
+# ----------------------------------------------------------------------------------------
+# Blender: the operators in background mode (real bpy, a real worker process)
+
+
+@pytest.fixture
+def blender(imfit_extension):
+    bpy = pytest.importorskip("bpy")
+    bpy.ops.wm.read_homefile(use_empty=True)
+    settings = bpy.context.scene.imfit_style
+    settings.levels, settings.base, settings.steps, settings.fit_steps = 1, 32, 3, 2
+    bpy.context.scene.imfit.device, bpy.context.scene.imfit.rescales = "CPU", 0
+    yield bpy, imfit_extension
+    job = imfit_extension.addon.fit_job.active_job()
+    if job is not None and job.running:
+        job.shutdown()
+
+
+def test_blender_stylize_makes_a_new_image(blender, stripes_png):
+    bpy, ext = blender
+    content = bpy.data.images.load(str(DATA / "coffee.png"))
+    style = bpy.data.images.load(str(stripes_png))
+    bpy.context.scene.imfit_style.style = style
+    assert bpy.ops.imfit.stylize(image=content.name) == {"FINISHED"}
+    name = bpy.context.scene.imfit_style.result_image
+    result = bpy.data.images[name]
+    assert name == "coffee Stylized" and tuple(result.size) == (48, 32) and result.packed_file is not None
+    pixels = np.empty(48 * 32 * 4, np.float32)
+    result.pixels.foreach_get(pixels)
+    assert pixels.reshape(-1, 4)[:, :3].std() > 0.05  # an image, not a constant
+    assert ext.addon.fit_job.active_job().result["iterations"] == 3
+
+
+def test_blender_fit_with_style_builds_a_node_group(blender, stripes_png):
+    bpy, ext = blender
+    content = bpy.data.images.load(str(DATA / "chelsea.png"))
+    style = bpy.data.images.load(str(stripes_png))
+    assert bpy.ops.imfit.fit_style(image=content.name, style=style.name, num_wavelets=8, size=32, iterations=3,
+                                   create_plane=False) == {"FINISHED"}
+    ws = ext.addon.stored_fit.load(content.name)
+    assert len(ws) == 8 and ws.meta["settings"]["style"]["steps"] == 2 and ws.meta["metrics"]["iterations"] == 5
+    assert ext.addon.stored_fit.find_group(content.name) is not None
+    assert bpy.context.scene.imfit.result_wavelets == 8
+
+
+def test_blender_style_errors_are_reports(blender):
+    bpy, _ = blender
+    content = bpy.data.images.load(str(DATA / "coffee.png"))
+    with pytest.raises(RuntimeError, match="no style image"):
+        bpy.ops.imfit.stylize(image=content.name)
+    with pytest.raises(RuntimeError, match="no image named 'nope' to take the style from"):
+        bpy.ops.imfit.fit_style(image=content.name, style="nope")
