@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import export, formats, images, pipeline, sequence, style_cli, style_fit
+from . import expand_cli
 from .errors import ImfitError
 from .fit import FitConfig
 
@@ -271,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--texture", metavar="OUT.exr|OUT.png", help="data texture for shaders/gabor_texture.frag")
     e.add_argument("--osl", metavar="OUT.osl", help="OSL shader for a Cycles Script node")
     _source_size_args(e)
+    expand_cli.add_parser(sub)
     style_cli.add_stylize_parser(sub)
     return parser
 
@@ -281,6 +283,8 @@ def cmd_stylize(a) -> int:
 
 
 COMMANDS = {"fit": cmd_fit, "render": cmd_render, "convert": cmd_convert, "export": cmd_export, "stylize": cmd_stylize}
+
+COMMANDS["expand"] = expand_cli.cmd_expand
 
 
 class _Formatter(logging.Formatter):

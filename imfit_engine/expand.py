@@ -632,8 +632,9 @@ def extend_canvas(ws: WaveletSet, left: int, right: int | None = None, top: int 
     p[:, V] = (p[:, V] + fb) / (1 + ft + fb)
     p[:, LENGTHS] /= 1 + ft + fb
     meta = dict(ws.meta)
-    meta["canvas"] = {"left": int(left), "right": int(right), "top": int(top), "bottom": int(bottom),
-                      "from": [int(w), int(h)]}
+    # kept in "source" (the fit file keeps that block): which pixels of the new frame the old one was
+    meta["source"] = dict(meta.get("source") or {}, canvas={
+        "left": int(left), "right": int(right), "top": int(top), "bottom": int(bottom), "from": [int(w), int(h)]})
     meta.pop("metrics", None)  # the old training raster does not describe the new frame
     return WaveletSet(p.astype(np.float32), int(w + left + right), int(h + top + bottom), meta)
 

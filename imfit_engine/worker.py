@@ -286,7 +286,13 @@ def run(job_path: str) -> int:
     channel = _Channel()
     should_stop = _StopRequest()
     try:
-        _fit(_read_job(job_path), channel, should_stop)
+        job = _read_job(job_path)
+        if job.get("kind") == "expand":  # texture expansion: imfit_engine.expand_job
+            from .expand_job import run_expand_job
+
+            run_expand_job(job, channel, should_stop, _check_device)
+        else:
+            _fit(job, channel, should_stop)
         return 0
     except BaseException as exc:  # everything becomes one error message; the details go to stderr
         kind, message = _error_for(exc)

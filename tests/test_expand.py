@@ -305,7 +305,7 @@ def test_extend_canvas_matches_the_original_render_on_its_pixels(width, height, 
     big = E.extend_canvas(ws, *pads)
     left, right, top, bottom = pads
     assert (big.width, big.height) == (width + left + right, height + top + bottom)
-    assert big.meta["canvas"] == {"left": left, "right": right, "top": top, "bottom": bottom, "from": [width, height]}
+    assert big.meta["source"]["canvas"] == {"left": left, "right": right, "top": top, "bottom": bottom, "from": [width, height]}
     assert "metrics" not in big.meta
     small = torch.as_tensor(ws.params, dtype=torch.float64)
     large = torch.as_tensor(big.params, dtype=torch.float64)
@@ -326,7 +326,7 @@ def test_extend_canvas_matches_the_original_render_on_its_pixels(width, height, 
 def test_extend_canvas_by_scale_and_bad_pads():
     ws = WaveletSet(random_params(5, seed=4).numpy(), 30, 20)
     big = E.extend_canvas_scale(ws, 2)
-    assert (big.width, big.height) == (60, 40) and big.meta["canvas"]["left"] == 15
+    assert (big.width, big.height) == (60, 40) and big.meta["source"]["canvas"]["left"] == 15
     assert math.isclose(big.aspect, ws.aspect)
     np.testing.assert_allclose(big.params[:, 3:6], ws.params[:, 3:6] / 2, rtol=1e-6)
     with pytest.raises(ImfitError, match="whole non-negative"):
@@ -335,3 +335,137 @@ def test_extend_canvas_by_scale_and_bad_pads():
         E.extend_canvas(ws, 1.5)
     with pytest.raises(ImfitError, match="at least 1"):
         E.extend_canvas_scale(ws, 0.5)
+
+
+# ----------------------------------------------------------------------------------------
+# the command line and the worker job
+
+
+def _cli(argv, capsys):
+    from imfit_engine.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def test_cli_expand_trains_reuses_and_repeats(tmp_path, capsys):
+    from PIL import Image
+
+    src = tmp_path / "brick33.png"
+    Image.open(DATA / "brick.png").convert("RGB").crop((0, 0, 45, 33)).save(src)  # odd sizes
+    out = tmp_path / "big.png"
+    code, text, _ = _cli(["expand", str(src), "--scale", "2", "--iterations", "2", "-o", str(out)], capsys)
+    assert code == 0 and "trained 2 iterations" in text and "90x66 (2x of 45x33)" in text
+    assert Image.open(out).size == (90, 66)
+    ckpt = tmp_path / "big.pt"
+    assert E.read_checkpoint(ckpt)["iteration"] == 2
+    code, text, _ = _cli(["expand", str(src), "--scale", "8", "--iterations", "2", "-o", str(out)], capsys)
+    assert code == 0 and "reused the generator" in text
+    assert Image.open(out).size == (360, 264)
+    # another image with the same checkpoint: refused unless --retrain
+    other = tmp_path / "grass.png"
+    Image.open(DATA / "grass.png").convert("RGB").crop((0, 0, 40, 40)).save(other)
+    code, _, err = _cli(["expand", str(other), "--iterations", "1", "--checkpoint", str(ckpt), "-o", str(out)], capsys)
+    assert code == 2 and "trained on another image" in err
+    code, text, _ = _cli(["expand", str(other), "--iterations", "1", "--checkpoint", str(ckpt), "--retrain",
+                          "-o", str(out)], capsys)
+    assert code == 0 and "trained 1 iterations" in text
+
+
+def test_cli_expand_fits_wavelets_to_the_expansion(tmp_path, capsys):
+    from imfit_engine.formats import load_json
+
+    out, fit_json = tmp_path / "big.png", tmp_path / "big.json"
+    code, text, _ = _cli(["expand", str(DATA / "grass.png"), "--iterations", "1", "-o", str(out), "--wavelets",
+                          str(fit_json), "--num-gabors", "8", "--fit-size", "32", "--fit-iterations", "3"], capsys)
+    assert code == 0 and "8 wavelets, PSNR" in text
+    ws = load_json(fit_json)
+    assert (ws.width, ws.height, len(ws)) == (256, 256, 8)
+
+
+def test_cli_extend_canvas_of_a_fit(tmp_path, capsys):
+    from PIL import Image
+
+    from imfit_engine.formats import load_json, save_json
+
+    ws = WaveletSet(random_params(12, seed=2).numpy(), 40, 30)
+    fit_path = tmp_path / "fit.json"
+    save_json(ws, fit_path)
+    out, wider = tmp_path / "wide.png", tmp_path / "wide.json"
+    code, text, _ = _cli(["expand", str(fit_path), "--scale", "2", "-o", str(out), "--wavelets", str(wider)], capsys)
+    assert code == 0 and "80x60" in text and "canvas extended 2x" in text
+    assert Image.open(out).size == (80, 60)
+    big = load_json(wider)
+    assert (big.width, big.height) == (80, 60) and big.meta["source"]["canvas"]["left"] == 20
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["expand", "missing.png", "-o", "x.png"], "no such file"),
+    (["expand", str(DATA / "brick.png"), "--iterations", "-1", "-o", "x.png"], "--iterations must be at least 0"),
+    (["expand", str(DATA / "brick.png"), "--iterations", "1", "--checkpoint", str(DATA / "brick.png"),
+      "-o", "x.png"], "not a readable expansion checkpoint"),
+])
+def test_cli_expand_bad_input(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _cli(argv, capsys)
+    assert code == 2 and message in err
+    assert err.count("\n") == 1  # one line
+
+
+def test_cli_expand_rejects_scale_3(capsys):
+    from imfit_engine.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["expand", "x.png", "--scale", "3", "-o", "y.png"])
+    assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_worker_expand_job_with_wavelets(tmp_path):
+    from imfit_engine import worker
+
+    job = {"kind": "expand", "image": str(DATA / "brick.png"), "output_dir": str(tmp_path / "out"),
+           "preview_seconds": 0.0, "source_name": "brick.png",
+           "expand": {"preset": "cpu-quick", "scale": 2, "overrides": {"iterations": 3, "device": "cpu"},
+                      "checkpoint": str(tmp_path / "cache" / "brick.pt")},
+           "config": {"num_wavelets": 8, "size": 32, "iterations": 3, "rescales": 0, "device": "cpu"}}
+    job_path = tmp_path / "job.json"
+
+    def run():
+        job_path.write_text(json.dumps(job))
+        env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+        with open(tmp_path / "stderr.txt", "w+") as err:  # stdin stays open: its end means "stop"
+            proc = subprocess.Popen(worker.module_command(sys.executable, "run", str(job_path)), env=env,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+            stdout = proc.stdout.read()
+            proc.wait(timeout=300)
+            proc.stdin.close()
+            err.seek(0)
+            assert proc.returncode == 0, err.read()[-2000:]
+        return [m for m in map(worker.decode_line, stdout.splitlines()) if m]
+
+    messages = run()
+    train = [m for m in messages if m["type"] == "progress" and m["phase"] == "train"]
+    fit = [m for m in messages if m["type"] == "progress" and m["phase"] == "fit"]
+    assert train and train[-1]["iteration"] == 3 and train[-1]["total"] == 3 and "style" in train[-1]["losses"]
+    assert fit and fit[-1]["levels"] == 2
+    assert any(m["type"] == "preview" for m in messages)
+    result = messages[-1]
+    assert result["type"] == "result" and not result["reused"] and not result["stopped"]
+    assert (result["width"], result["height"], result["scale"], result["wavelets"]) == (256, 256, 2, 8)
+    assert os.path.isfile(result["path"]) and os.path.isfile(result["fit"]) and result["psnr"] > 5
+
+    job["config"] = None
+    job["expand"]["scale"] = 4
+    result = run()[-1]
+    assert result["reused"] and result["fit"] is None and (result["width"], result["height"]) == (512, 512)
+
+    from imfit_engine.expand_job import run_expand_job
+
+    job["expand"]["scale"] = 3
+    with pytest.raises(ImfitError, match="2, 4 or 8"):
+        run_expand_job(job, None, lambda: False)
+    job["expand"].update(scale=2, preset="huge")
+    with pytest.raises(ImfitError, match="unknown expansion preset"):
+        run_expand_job(job, None, lambda: False)
