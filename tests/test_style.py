@@ -239,29 +239,36 @@ def test_centre_and_edge_weights_as_configured():
 
 
 def test_stylize_moves_the_orientation_spectrum_and_a_random_vgg_does_worse(real_vgg):
-    """Stripes at 45 degrees on two real photos.  The real VGG moves the result's orientation spectrum
-    toward the stripes' while keeping the photo; the random-weight control (same settings, same start)
-    keeps measurably less of the photo and does not make up for it with a bigger move."""
+    """Stripes at 45 degrees on two real photos, same settings and same noisy start for every network.
+
+    The real VGG moves the result's orientation spectrum toward the stripes' and keeps the photo.  Random-weight
+    VGGs (3 seeds) move the orientation too (random filters match low-level statistics: seeds 0 and 1 less than
+    the real one, seed 2 more) but keep measurably less of the photo: what trained features add is the content.
+    """
     style = stripes(96, 96)
-    config = st.StyleConfig(levels=1, base=64, steps=60)
-    random_net = vgg.random_vgg19(seed=0, pooling="avg")
-    rows = []
-    for name in ("chelsea.png", "coffee.png"):
-        content = load_rgb(name, (96, 64))
+    config = st.StyleConfig(levels=1, base=64, steps=40)
+    nets = {"real": real_vgg, **{f"random{seed}": vgg.random_vgg19(seed=seed, pooling="avg") for seed in range(3)}}
+    scores = {name: [] for name in nets}
+    for photo in ("chelsea.png", "coffee.png"):
+        content = load_rgb(photo, (96, 64))
         before = spectrum_distance(content, style)
-        real = st.stylize(content, style, config, net=real_vgg)
-        control = st.stylize(content, style, config, net=random_net)
-        assert real.image.shape == (64, 96, 3) and np.array_equal(real.start, control.start)
-        rows.append([before - spectrum_distance(real.image, style), blurred_correlation(real.image, content),
-                     before - spectrum_distance(control.image, style), blurred_correlation(control.image, content)])
-    real_move, real_kept, control_move, control_kept = np.mean(rows, axis=0)
-    print(f"orientation move real {real_move:.3f} control {control_move:.3f}; "
-          f"content kept real {real_kept:.3f} control {control_kept:.3f}")
-    # measured: move 0.124 / 0.121, kept 0.817 / 0.665 (distance of the photos to the stripes ~0.75)
-    assert real_move > 0.08
-    assert real_kept > 0.75
-    assert control_kept < real_kept - 0.08
-    assert control_move < real_move + 0.04
+        starts = []
+        for name, net in nets.items():
+            result = st.stylize(content, style, config, net=net)
+            assert result.image.shape == (64, 96, 3)
+            starts.append(result.start)
+            scores[name].append((before - spectrum_distance(result.image, style),
+                                 blurred_correlation(result.image, content)))
+        assert all(np.array_equal(starts[0], s) for s in starts)
+    mean = {name: np.mean(rows, axis=0) for name, rows in scores.items()}
+    print("orientation move, content kept:", {name: np.round(m, 3).tolist() for name, m in mean.items()})
+    # measured: real 0.119, 0.846; random 0.108 / 0.111 / 0.200, 0.694 / 0.755 / 0.666
+    real_move, real_kept = mean["real"]
+    assert real_move > 0.08  # (distance of the photos' spectra to the stripes': ~0.75)
+    assert real_kept > 0.8
+    control_kept = [mean[f"random{seed}"][1] for seed in range(3)]
+    assert np.mean(control_kept) < real_kept - 0.08
+    assert max(control_kept) < real_kept - 0.05
 
 
 def test_stylize_pyramid_runs_every_level_and_cancels(real_vgg):
