@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import bpy
 
-from . import (batch, handlers, ops_engine, ops_fit, ops_shader, ops_stored, ops_style, panels, polling, preferences,
-               properties)
+from . import (batch, handlers, ops_engine, ops_expand, ops_fit, ops_shader, ops_stored, ops_style, panels, polling,
+               preferences, properties)
 
 # registration order: preferences and properties before the operators and panels that use them
 CLASSES = (*preferences.classes, *properties.classes, *ops_engine.classes, *ops_fit.classes,
@@ -22,6 +22,7 @@ def register() -> None:
         bpy.utils.register_class(cls)
     properties.register_properties()
     ops_style.register()  # the Style sub-panels hang below the main panels
+    ops_expand.register()  # so do the Expand Texture sub-panels
     panels.register_menus()
     handlers.register_handlers()
     batch.register_command()  # blender -b -c gabor_imfit ...
@@ -34,6 +35,7 @@ def unregister() -> None:
     ops_engine.unregister_hook()
     handlers.unregister_handlers()
     panels.unregister_menus()
+    ops_expand.unregister()
     ops_style.unregister()
     properties.unregister_properties()
     for cls in reversed(CLASSES):

@@ -469,3 +469,82 @@ def test_worker_expand_job_with_wavelets(tmp_path):
     job["expand"].update(scale=2, preset="huge")
     with pytest.raises(ImfitError, match="unknown expansion preset"):
         run_expand_job(job, None, lambda: False)
+
+
+# ----------------------------------------------------------------------------------------
+# Blender: Expand Texture in background mode (real bpy, a real worker process)
+
+
+@pytest.fixture
+def blender(imfit_extension):
+    bpy = pytest.importorskip("bpy")
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.context.scene.imfit.device, bpy.context.scene.imfit.rescales = "CPU", 0
+    cache = imfit_extension.addon.expand_job.cache_folder()
+    for name in os.listdir(cache):  # every test starts without cached generators
+        os.remove(os.path.join(cache, name))
+    yield bpy, imfit_extension
+    job = imfit_extension.addon.fit_job.active_job()
+    if job is not None and job.running:
+        job.shutdown()
+
+
+def _pixels(image):
+    w, h = image.size
+    values = np.empty(w * h * 4, np.float32)
+    image.pixels.foreach_get(values)
+    return values.reshape(h, w, 4)
+
+
+def test_blender_expand_texture_then_reuse_its_generator_with_wavelets(blender):
+    bpy, ext = blender
+    brick = bpy.data.images.load(str(DATA / "brick.png"))
+    assert bpy.ops.imfit.expand_texture(image=brick.name, train_iterations=2) == {"FINISHED"}
+    settings = bpy.context.scene.imfit_expand
+    result = bpy.data.images[settings.result_image]
+    assert result.name == "brick x2" and tuple(result.size) == (256, 256) and result.packed_file is not None
+    assert _pixels(result)[..., :3].std() > 0.01 and not settings.result_reused
+    ckpt = ext.addon.expand_job.cache_path(brick.name, "cpu-quick")
+    assert os.path.isfile(ckpt) and E.read_checkpoint(ckpt)["iteration"] == 2
+    assert ext.addon.stored_fit.find_text("brick x2") is None  # no wavelets asked for
+
+    assert bpy.ops.imfit.expand_texture(image=brick.name, train_iterations=2, scale="4", as_wavelets=True,
+                                        num_wavelets=8, size=32, iterations=3, create_plane=False) == {"FINISHED"}
+    assert settings.result_reused and settings.result_image == "brick x4"
+    assert tuple(bpy.data.images["brick x4"].size) == (512, 512)
+    ws = ext.addon.stored_fit.load("brick x4")
+    assert len(ws) == 8 and (ws.width, ws.height) == (512, 512)
+    assert ext.addon.stored_fit.find_group("brick x4") is not None
+    assert bpy.context.scene.imfit.result_image == "brick x4" and bpy.context.scene.imfit.result_wavelets == 8
+    job = ext.addon.fit_job.active_job()
+    assert "reused the generator" in job.summary() and "8 wavelets" in job.summary()
+
+
+def test_blender_expand_cancel_keeps_a_resumable_checkpoint(blender):
+    import time
+
+    bpy, ext = blender
+    grass = bpy.data.images.load(str(DATA / "grass.png"))
+    addon = ext.addon
+    ckpt = addon.expand_job.cache_path(grass.name, "cpu-quick")
+    job = addon.expand_job.ExpandJob(bpy.context.scene, grass, None, preset="cpu-quick", scale=2,
+                                     overrides={"iterations": 100_000, "device": "cpu"}, checkpoint=ckpt,
+                                     python=sys.executable, env=addon.interpreter.worker_environment([]),
+                                     preview_seconds=0.0).start()
+    deadline = time.monotonic() + 120
+    while job.iteration < 2 or job.previews < 1:
+        assert job.tick(timeout=0.5), f"the worker ended early: {job.error}"
+        assert time.monotonic() < deadline, "no progress from the expansion within 120 s"
+    assert job.status.startswith("Training the expansion") and "L1" in job.status
+    job.request_stop()
+    job.run_to_end()
+    assert job.error is None and job.result["stopped"] and "resume" in job.result["message"]
+    assert tuple(bpy.data.images["grass x2"].size) == (256, 256)
+    stopped_at = E.read_checkpoint(ckpt)["iteration"]
+    assert 2 <= stopped_at < 100_000
+
+
+def test_blender_expand_errors_are_reports(blender):
+    bpy, _ = blender
+    with pytest.raises(RuntimeError, match="no image named 'nope'"):
+        bpy.ops.imfit.expand_texture(image="nope")
