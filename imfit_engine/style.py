@@ -40,6 +40,7 @@ from . import vgg as vggmod
 CONTENT_LAYER = "conv4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 MAX_LEVELS = 6
+MAX_PIXELS = 4096 * 4096  # top pyramid level: beyond this VGG activations need tens of GB
 # default noise: (spots per shortest side, amplitude at the centre, amplitude at the edges);
 # less noise in the centre keeps its large features (the seed's foreground/background contrast)
 DEFAULT_NOISE = ((9, 0.25, 0.5), (18, 0.2, 0.4), (36, 0.15, 0.3), (0, 0.1, 0.2))
@@ -124,6 +125,15 @@ def pyramid_sizes(width: int, height: int, levels: int, base: int = 256) -> list
     return sizes
 
 
+def check_sizes(sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The sizes, or an ImfitError when the top level is too large to optimise."""
+    w, h = sizes[-1]
+    if w * h > MAX_PIXELS:
+        raise ImfitError(f"the style pyramid's top level would be {w}x{h} pixels (more than {MAX_PIXELS:,}): "
+                         "use fewer levels or a smaller base size, or crop the image's aspect ratio")
+    return sizes
+
+
 def resize(x: torch.Tensor, w: int, h: int) -> torch.Tensor:
     """N x C x H x W to N x C x h x w, bicubic, antialiased when shrinking; differentiable."""
     if x.shape[-2:] == (h, w):
@@ -175,8 +185,9 @@ class StyleLoss:
             for w, h in self.sizes:
                 c = net.features(resize(content, w, h), (content_layer,))[content_layer]
                 self.content_targets.append(c)
-                short = min(w, h)  # the style keeps its aspect; its shortest side matches the level's
-                scale = short / min(sw, sh)
+                # the style keeps its aspect; its shortest side matches the level's, but a very elongated
+                # style is held to 4x the level's pixels
+                scale = min(min(w, h) / min(sw, sh), math.sqrt(4.0 * w * h / (sw * sh)))
                 s = resize(style, max(1, round(sw * scale)), max(1, round(sh * scale)))
                 feats = net.features(s, self.style_layers)
                 self.style_grams.append({n: vggmod.gram(feats[n]) for n in self.style_layers})
@@ -314,7 +325,7 @@ def stylize(content: np.ndarray, style: np.ndarray, config: StyleConfig = StyleC
     net = net or get_vgg(config.weights, device, config.pooling)
     generator = torch.Generator().manual_seed(int(config.seed))
     h0, w0 = content.shape[:2]
-    sizes = pyramid_sizes(w0, h0, config.levels, config.base)
+    sizes = check_sizes(pyramid_sizes(w0, h0, config.levels, config.base))
     w, h = sizes[-1]
     content_t = to_nchw(content, device)
     style_t = to_nchw(style, device)

@@ -52,7 +52,7 @@ def fit_style(content: np.ndarray, style: np.ndarray, fit_config: FitConfig = Fi
     net = net or st.get_vgg(style_config.weights, device, style_config.pooling)
     h0, w0 = content.shape[:2]
     aspect = w0 / h0
-    sizes = st.pyramid_sizes(w0, h0, style_config.levels, style_config.base)
+    sizes = st.check_sizes(st.pyramid_sizes(w0, h0, style_config.levels, style_config.base))
     content_t, style_t = st.to_nchw(content, device), st.to_nchw(style, device)
     steps = int(style_config.steps)
 

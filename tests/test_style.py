@@ -285,6 +285,8 @@ def test_stylize_pyramid_runs_every_level_and_cancels(real_vgg):
     assert stopped.stopped and stopped.steps == 3 and "stopped on request" in stopped.message
     with pytest.raises(ImfitError, match="levels"):
         st.stylize(content, style, st.StyleConfig(levels=0), net=real_vgg)
+    with pytest.raises(ImfitError, match="top level would be 131072x256 pixels"):
+        st.stylize(np.zeros((1, 512, 3), np.float32), style, st.StyleConfig(levels=1), net=real_vgg)
 
 
 def test_style_guided_wavelet_fit_takes_on_the_stripes(real_vgg):
