@@ -46,8 +46,8 @@ class ExpandJob(fit_job.FitJob):
     """``config`` is the wavelet fit's ``FitConfig`` dict, or None for the image alone."""
 
     def __init__(self, scene, image, config: dict | None, *, preset: str, scale: int, overrides: dict,
-                 checkpoint: str | None, **kwargs):
-        self.preset, self.scale = preset, int(scale)
+                 checkpoint: str | None, match: bool = False, **kwargs):
+        self.preset, self.scale, self.match = preset, int(scale), bool(match)
         self.overrides, self.checkpoint = dict(overrides), checkpoint
         self.phase, self.losses = "train", {}
         super().__init__(scene, image, None, config, **kwargs)
@@ -55,7 +55,8 @@ class ExpandJob(fit_job.FitJob):
     def _inputs(self, image, weight, init_json) -> dict:
         inputs = super()._inputs(image, None, None)
         inputs.update(kind="expand", expand={"preset": self.preset, "scale": self.scale,
-                                             "overrides": self.overrides, "checkpoint": self.checkpoint})
+                                             "overrides": self.overrides, "checkpoint": self.checkpoint,
+                                             "match": self.match})
         return inputs
 
     @property

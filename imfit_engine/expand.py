@@ -14,10 +14,15 @@ After Zhou et al., "Non-Stationary Texture Synthesis by Adversarial Expansion" (
   any size (the input is reflect-padded to a multiple of 4 and the 2x output cropped); applying it to
   its own output gives 4x, 8x (``expand(G, image, scale=8)``).
 
-The style term (``style_loss``): for each VGG19 layer l of ``style_layers`` (relu1_1 ... relu5_1), the
-squared Frobenius distance of the Gram matrices (``vgg.gram``: normalised by C*H*W, caffe input
+The style term (``style_loss``): for each VGG19 layer l of ``style_layers`` (relu1_1 ... relu5_1 in the
+``gpu`` preset; ``cpu-quick`` leaves out relu5_1, a 4 x 4 map on its 64 px crops that costs a third of a
+step), the squared Frobenius distance of the Gram matrices (``vgg.gram``: normalised by C*H*W, caffe input
 convention) relative to the target's, ``|G_l(x) - G_l(T)|^2 / |G_l(T)|^2``, summed over the layers.
 Relative per layer, so "x1" does not depend on the VGG input scale and every layer counts alike.
+
+``expand(..., match=True)`` matches the colour histogram of every 2x step to the input's
+(``match_histogram``), a standard last step of texture synthesis: repeated expansions then keep the
+source's brightness and contrast.  Off by default (the paper's output).
 
 Deviations from the paper, each for a reason: upsampling is nearest-neighbour 2x + 3x3 conv instead
 of transposed convolutions (no checkerboard: it would show as peaks in the power spectrum); instance
@@ -73,14 +78,14 @@ class ExpandConfig:
     blocks: int = 4  # residual blocks
     d_width: int = 32  # discriminator base width
     d_layers: int = 3  # discriminator stride-2 layers (its receptive field: 70 px for 3, 142 px for 4)
-    iterations: int = 1200
+    iterations: int = 2000
     lr: float = 2e-4
     beta1: float = 0.5
     decay_start: float = 0.5  # fraction of training after which the rate decays linearly to 0
     adv: float = 1.0  # loss weights
     style: float = 1.0
     l1: float = 100.0
-    style_layers: tuple = ALL_STYLE_LAYERS
+    style_layers: tuple = ALL_STYLE_LAYERS[:4]  # the gpu preset uses all five (relu1_1 ... relu5_1)
     source_offset: str = "random"  # where S lies in T: "random" (the paper) or "center"
     seed: int = 0
     device: str = "auto"
@@ -127,8 +132,9 @@ PRESETS = {
     # the paper's scale: k = 128 (256 px targets), 6 residual blocks, 64 channels, a 4-layer PatchGAN,
     # 100k iterations (50k + 50k decay, as the official code); a GPU job
     "gpu": ExpandConfig(k=128, width=64, blocks=6, d_width=64, d_layers=4, iterations=100_000,
-                        checkpoint_every=5000, preset="gpu"),
-    # small enough that a 128 px texture trains in a few minutes on 2 CPU cores (64 px targets)
+                        style_layers=ALL_STYLE_LAYERS, checkpoint_every=5000, preset="gpu"),
+    # small enough that a 128 px texture trains in a few minutes on 2 CPU cores: 64 px targets, 2000
+    # iterations, no relu5_1 in the style loss (a 4 x 4 map at 64 px; it costs a third of a step)
     "cpu-quick": ExpandConfig(preset="cpu-quick"),
 }
 
@@ -589,10 +595,29 @@ def expand_tensor(g: ExpansionGenerator, x: torch.Tensor) -> torch.Tensor:
     return y[:, :, 2 * top:2 * top + 2 * h, 2 * left:2 * left + 2 * w]
 
 
-def expand(g: ExpansionGenerator, rgb: np.ndarray, scale: int = 2) -> np.ndarray:
+def match_histogram(rgb: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``rgb`` with each channel's values replaced, rank for rank, by the reference channel's quantiles:
+    the same picture with exactly the reference's colour distribution (per channel)."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    ref = np.asarray(reference, dtype=np.float64).reshape(-1, reference.shape[-1])
+    out = np.empty_like(rgb)
+    n = rgb.shape[0] * rgb.shape[1]
+    levels = (np.arange(n) + 0.5) / n
+    for c in range(rgb.shape[2]):
+        flat = rgb[..., c].ravel()
+        order = np.argsort(flat, kind="stable")
+        values = np.empty(n, dtype=np.float32)
+        values[order] = np.quantile(ref[:, c], levels).astype(np.float32)
+        out[..., c] = values.reshape(rgb.shape[:2])
+    return out
+
+
+def expand(g: ExpansionGenerator, rgb: np.ndarray, scale: int = 2, match: bool = False) -> np.ndarray:
     """The whole image expanded ``scale`` times (2, 4 or 8: the generator applied 1, 2 or 3 times).
 
-    (H, W, 3) in [0, 1] -> (scale H, scale W, 3) in [0, 1], exactly.
+    (H, W, 3) in [0, 1] -> (scale H, scale W, 3) in [0, 1], exactly.  ``match``: after every 2x step
+    the colours are matched to the input's histogram (``match_histogram``), so repeated expansions do
+    not drift in brightness or contrast.
     """
     if scale not in SCALES:
         raise ImfitError(f"expansion scale must be 2, 4 or 8, got {scale}")
@@ -601,6 +626,8 @@ def expand(g: ExpansionGenerator, rgb: np.ndarray, scale: int = 2) -> np.ndarray
     with torch.no_grad():
         for _ in range(int(math.log2(scale))):
             x = expand_tensor(g, x)
+            if match:
+                x = to_tensor(match_histogram(to_rgb(x), rgb), device)
     return to_rgb(x)
 
 

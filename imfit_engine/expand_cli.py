@@ -33,6 +33,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, help="training iterations (default: the preset's)")
     p.add_argument("--checkpoint", help="generator checkpoint to reuse / resume / write (default: OUTPUT.pt)")
     p.add_argument("--retrain", action="store_true", help="replace a checkpoint trained on another image or settings")
+    p.add_argument("--match-histogram", action="store_true",
+                   help="match the result's colour histogram to the input's after every 2x step")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     p.add_argument("--wavelets", metavar="OUT.json", help="also fit Gabor wavelets to the result (image input), "
@@ -109,7 +111,7 @@ def cmd_expand(a) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        out = expand.expand(result.generator, rgb, a.scale)
+        out = expand.expand(result.generator, rgb, a.scale, match=a.match_histogram)
         images.save_png(a.output, out)
         h, w = rgb.shape[:2]
         how = (f"reused the generator in {checkpoint}" if result.reused else

@@ -5,7 +5,7 @@ Job file fields (besides the worker's ``image``, ``output_dir``, ``preview_secon
 
     "kind": "expand",
     "expand": {"preset": "cpu-quick", "scale": 2, "overrides": {"iterations": 300, ...},
-               "checkpoint": "/cache/brick-cpu-quick.pt" or null},
+               "checkpoint": "/cache/brick-cpu-quick.pt" or null, "match": false},
     "config": FitConfig.to_dict() for the wavelet fit of the expansion, or null (image only)
 
 The checkpoint is the generator cache: reused when it was trained on this image with these settings
@@ -65,7 +65,7 @@ def run_expand_job(job: dict, channel, should_stop, check_device=None) -> None:
     start = time.perf_counter()
     trained = expand.train(rgb, config, checkpoint=spec.get("checkpoint"), on_mismatch="retrain",
                            on_progress=on_train, should_stop=should_stop)
-    expanded = expand.expand(trained.generator, rgb, scale)
+    expanded = expand.expand(trained.generator, rgb, scale, match=bool(spec.get("match", False)))
     expanded_path = out_dir / EXPANDED_NAME
     images.save_png(expanded_path, expanded)
     result = dict(path=str(expanded_path), width=int(expanded.shape[1]), height=int(expanded.shape[0]),
