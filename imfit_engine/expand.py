@@ -334,6 +334,12 @@ class ExpansionTrainer:
     def __init__(self, rgb: np.ndarray, config: ExpandConfig, *, vgg=None):
         self.config = config.check()
         self.device = pick_device(config.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ImfitError(f"the device is set to CUDA but PyTorch {torch.__version__} sees no CUDA GPU: "
+                             "use --device auto or cpu")
+        if self.device.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                              and torch.backends.mps.is_available()):
+            raise ImfitError("the device is set to MPS but no Apple GPU is available: use --device auto or cpu")
         self.rgb = np.ascontiguousarray(np.asarray(rgb, dtype=np.float32))
         if self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
             raise ImfitError(f"expansion needs an RGB image, got an array of shape {self.rgb.shape}")
@@ -525,6 +531,7 @@ def train(
     start = time.perf_counter()
     trainer = ExpansionTrainer(rgb, config, vgg=vgg)
     path = Path(checkpoint) if checkpoint is not None else None
+    loaded = False
     if path is not None and path.exists():
         state = read_checkpoint(path)
         problem = mismatch(state, trainer.config, trainer.image_sha256)
@@ -534,8 +541,9 @@ def train(
             log.info("%s: %s; training anew", path, problem)
         else:
             trainer.load_state(state, str(path))
+            loaded = True
     total = config.iterations
-    if trainer.iteration >= total:
+    if loaded and trainer.iteration >= total:
         return TrainResult(trainer.g.eval(), trainer.iteration, time.perf_counter() - start, False, True)
 
     def preview():

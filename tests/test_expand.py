@@ -196,6 +196,8 @@ def test_a_finished_checkpoint_is_reused_and_more_iterations_continue_it(brick, 
     E.train(brick, config, checkpoint=ckpt, vgg=vgg)
     reused = E.train(brick, config, checkpoint=ckpt, vgg=vgg)
     assert reused.reused and reused.iterations == 3 and reused.history == []
+    untrained = E.train(brick, E.ExpandConfig(**dict(TINY, iterations=0)), vgg=vgg)
+    assert not untrained.reused and untrained.iterations == 0  # no checkpoint: nothing was reused
     _state_equal(reused.generator.state_dict(), E.read_checkpoint(ckpt)["generator"])
     more = E.train(brick, E.ExpandConfig(**dict(TINY, iterations=5)), checkpoint=ckpt, vgg=vgg)
     assert not more.reused and more.iterations == 5
@@ -408,6 +410,9 @@ def test_cli_extend_canvas_of_a_fit(tmp_path, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["expand", "missing.png", "-o", "x.png"], "no such file"),
     (["expand", str(DATA / "brick.png"), "--iterations", "-1", "-o", "x.png"], "--iterations must be at least 0"),
+    (["expand", str(DATA / "brick.png"), "--device", "cuda", "-o", "x.png"] if not torch.cuda.is_available()
+     else ["expand", "missing.png", "-o", "x.png"], "sees no CUDA GPU" if not torch.cuda.is_available()
+     else "no such file"),
     (["expand", str(DATA / "brick.png"), "--iterations", "1", "--checkpoint", str(DATA / "brick.png"),
       "-o", "x.png"], "not a readable expansion checkpoint"),
 ])
