@@ -59,18 +59,12 @@ class ExpandJob(fit_job.FitJob):
                                              "match": self.match})
         return inputs
 
-    @property
-    def status(self) -> str:
-        if self.error:
-            return self.error
-        if not self.total:
-            return "Starting the engine..."
-        stopping = " - stopping" if self.stop_requested else ""
+    def progress_text(self) -> str:
         if self.phase == "fit":
-            return f"Fitting wavelets {self.iteration}/{self.total}, {self.psnr:.2f} dB{stopping}"
+            return f"Fitting wavelets {self.iteration}/{self.total}, {self.psnr:.2f} dB"
         l1 = self.losses.get("l1")
         loss = f", L1 {l1:.2f}" if l1 is not None else ""
-        return f"Training the expansion {self.iteration}/{self.total}{loss}{stopping}"
+        return f"Training the expansion {self.iteration}/{self.total}{loss}"
 
     def _on_progress(self, m: dict) -> None:
         super()._on_progress(m)

@@ -146,9 +146,11 @@ class FitJob:
             return self.error
         if not self.total:
             return "Starting the engine..."
-        stopping = " - stopping" if self.stop_requested else ""
-        return (f"Level {self.level + 1}/{self.levels}, {self.iteration}/{self.total}, "
-                f"{self.psnr:.2f} dB{stopping}")
+        return self.progress_text() + (" - stopping" if self.stop_requested else "")
+
+    def progress_text(self) -> str:
+        """What the running job is at; job kinds say it their own way."""
+        return f"Level {self.level + 1}/{self.levels}, {self.iteration}/{self.total}, {self.psnr:.2f} dB"
 
     # -- messages
 

@@ -41,14 +41,8 @@ class StyleFitJob(fit_job.FitJob):
 class StylizeJob(StyleFitJob):
     kind = "stylize"
 
-    @property
-    def status(self) -> str:
-        if self.error:
-            return self.error
-        if not self.total:
-            return "Starting the engine..."
-        stopping = " - stopping" if self.stop_requested else ""
-        return f"Stylizing, step {self.iteration}/{self.total}{stopping}"
+    def progress_text(self) -> str:
+        return f"Stylizing, step {self.iteration}/{self.total}"
 
     def _apply_result(self, m: dict) -> None:
         if not os.path.isfile(m["path"]):

@@ -28,3 +28,17 @@ def imfit_extension(tmp_path_factory):
         yield module
     finally:
         dev_extension.disable()
+
+
+@pytest.fixture
+def ext(imfit_extension):
+    """The enabled extension in an empty file (no fit running, default engine preferences)."""
+    import bpy
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    yield imfit_extension
+    job = imfit_extension.addon.fit_job.active_job()
+    if job is not None and job.running:
+        job.shutdown()
+    prefs = imfit_extension.addon.preferences.get_preferences()
+    prefs.python_source, prefs.python_path, prefs.probe_result = "BLENDER", "", ""

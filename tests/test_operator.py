@@ -24,18 +24,6 @@ DATA = Path(__file__).resolve().parent / "data"
 TINY = dict(num_wavelets=16, size=32, iterations=10)
 
 
-@pytest.fixture
-def ext(imfit_extension):
-    """The enabled extension in an empty file (no fit running, default settings and preferences)."""
-    bpy.ops.wm.read_homefile(use_empty=True)
-    yield imfit_extension
-    job = imfit_extension.addon.fit_job.active_job()
-    if job is not None and job.running:
-        job.shutdown()
-    prefs = imfit_extension.addon.preferences.get_preferences()
-    prefs.python_source, prefs.python_path, prefs.probe_result = "BLENDER", "", ""
-
-
 def load(name: str):
     return bpy.data.images.load(str(DATA / name), check_existing=True)
 

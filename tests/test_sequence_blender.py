@@ -28,15 +28,6 @@ TOLERANCE = 2.0  # 1/255 steps, display space
 COMPONENTS = 12  # keyed values per wavelet: one per canonical column
 
 
-@pytest.fixture
-def ext(imfit_extension):
-    bpy.ops.wm.read_homefile(use_empty=True)
-    yield imfit_extension
-    job = imfit_extension.addon.fit_job.active_job()
-    if job is not None and job.running:
-        job.shutdown()
-
-
 def keyed_frames(ext, group) -> tuple[int, set]:
     """(number of F-curves, the set of keyed frames of each) over the group's chunks."""
     chunks = [n.node_tree for n in group.nodes if n.bl_idname == "ShaderNodeGroup"]
