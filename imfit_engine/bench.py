@@ -156,6 +156,11 @@ def main(argv=None) -> int:
     equal = measure({"image": photo, "config": {**base, "device": "cpu", "iterations": round(iters * stretch * 1.5),
                                                 "compile": "on"},
                      "budget": seed["wall"], "trace": True})
+    if equal["wall"] < 0.8 * seed["wall"]:  # the stretch undershot (faster kernels): fill the time once more
+        units = 2 * 1.5 + 1.5 + 1  # iterations run per unit of `iterations` with 2 rescales, iter_multiple 1.5
+        more = round(equal["iterations"] * 0.95 * seed["wall"] / equal["wall"] / units)
+        equal = measure({"image": photo, "config": {**base, "device": "cpu", "iterations": max(iters, more),
+                                                    "compile": "on"}, "budget": seed["wall"], "trace": True})
     reach = time_to_reach(ours["trace"] + equal["trace"], seed["psnr"])
     rows = []
     for name, r in (("seed preset", seed), ("ours (same settings)", ours), ("ours (seed's wall time, compiled)", equal)):
