@@ -6,7 +6,7 @@ preview, Esc / Cancel and background mode behave as for a fit.  The first expans
 generator (minutes with the CPU preset); later ones reuse it from the cache (``expand_job.cache_path``).
 """
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from . import expand_job, interpreter
 from .ops_fit import _FitOperator, source_image
@@ -116,19 +116,12 @@ classes = (ImfitExpandSettings, IMFIT_OT_expand_texture, *_panel_classes())
 
 
 def register() -> None:
-    """After the main panels and ``scene.imfit`` (the expand panels are their children)."""
-    from .panels import IMFIT_MT_menu
+    from . import panels  # imported here: panels imports this module's operators
 
-    for cls in classes:
-        bpy.utils.register_class(cls)
-    bpy.types.Scene.imfit_expand = PointerProperty(type=ImfitExpandSettings)
-    IMFIT_MT_menu.append(draw_menu)
+    panels.register_feature(classes, "imfit_expand", ImfitExpandSettings, draw_menu)
 
 
 def unregister() -> None:
-    from .panels import IMFIT_MT_menu
+    from . import panels
 
-    IMFIT_MT_menu.remove(draw_menu)
-    del bpy.types.Scene.imfit_expand
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    panels.unregister_feature(classes, "imfit_expand", draw_menu)

@@ -136,19 +136,12 @@ classes = (ImfitStyleSettings, IMFIT_OT_stylize, IMFIT_OT_fit_style, *_panel_cla
 
 
 def register() -> None:
-    """After the main panels and ``scene.imfit`` (the style panels are their children)."""
-    from .panels import IMFIT_MT_menu
+    from . import panels  # imported here: panels imports this module's operators
 
-    for cls in classes:
-        bpy.utils.register_class(cls)
-    bpy.types.Scene.imfit_style = PointerProperty(type=ImfitStyleSettings)
-    IMFIT_MT_menu.append(draw_menu)
+    panels.register_feature(classes, "imfit_style", ImfitStyleSettings, draw_menu)
 
 
 def unregister() -> None:
-    from .panels import IMFIT_MT_menu
+    from . import panels
 
-    IMFIT_MT_menu.remove(draw_menu)
-    del bpy.types.Scene.imfit_style
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    panels.unregister_feature(classes, "imfit_style", draw_menu)

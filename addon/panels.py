@@ -205,3 +205,19 @@ def register_menus() -> None:
 def unregister_menus() -> None:
     for owner, draw in MENU_APPENDS:
         owner.remove(draw)
+
+
+def register_feature(classes, scene_attr: str, settings_type, draw_menu) -> None:
+    """A sub-feature (Style, Expand): its classes, its Scene settings and its entries in the ImFit menu.
+    Call after the main panels and ``scene.imfit``: its panels are their children."""
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    setattr(bpy.types.Scene, scene_attr, bpy.props.PointerProperty(type=settings_type))
+    IMFIT_MT_menu.append(draw_menu)
+
+
+def unregister_feature(classes, scene_attr: str, draw_menu) -> None:
+    IMFIT_MT_menu.remove(draw_menu)
+    delattr(bpy.types.Scene, scene_attr)
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
