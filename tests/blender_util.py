@@ -104,8 +104,8 @@ def reference_display(params: np.ndarray, aspect: float, width: int, height: int
     return to_image(torch.from_numpy(reference_signed(params, aspect, width, height))).numpy()
 
 
-def read_png16(path) -> np.ndarray:
-    """A 16-bit PNG's stored values, (H, W, 3) in [0, 1], row 0 = top (no colour management)."""
+def read_pixels(path) -> np.ndarray:
+    """An image file's stored values, (H, W, 4) float32 in [0, 1], row 0 = top (no colour management)."""
     import bpy
 
     img = bpy.data.images.load(str(path), check_existing=False)
@@ -114,9 +114,14 @@ def read_png16(path) -> np.ndarray:
         w, h = img.size
         buf = np.empty(w * h * 4, np.float32)
         img.pixels.foreach_get(buf)
-        return buf.reshape(h, w, 4)[::-1, :, :3].astype(np.float64)
+        return buf.reshape(h, w, 4)[::-1]
     finally:
         bpy.data.images.remove(img)
+
+
+def read_png16(path) -> np.ndarray:
+    """A 16-bit PNG's stored values, (H, W, 3) in [0, 1], row 0 = top (no colour management)."""
+    return read_pixels(path)[..., :3].astype(np.float64)
 
 
 def render_display(scene, frame: int | None = None) -> tuple[np.ndarray, float]:

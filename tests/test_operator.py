@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from blender_util import read_pixels
 
 bpy = pytest.importorskip("bpy")
 
@@ -241,16 +242,8 @@ def test_generated_and_float_images_are_written_encoded(ext, tmp_path):
 
 def read_png(path):
     """A PNG's stored values in [0, 1], (H, W[, C]), row 0 on top, through Blender with no colour management."""
-    img = bpy.data.images.load(str(path), check_existing=False)
-    try:
-        img.colorspace_settings.name = "Non-Color"
-        w, h = img.size
-        buf = np.empty(w * h * 4, np.float32)
-        img.pixels.foreach_get(buf)
-        rgba = buf.reshape(h, w, 4)[::-1]
-        return rgba[..., :3] if img.channels >= 3 and not is_grey(path) else rgba[..., 0]
-    finally:
-        bpy.data.images.remove(img)
+    rgba = read_pixels(path)
+    return rgba[..., 0] if is_grey(path) else rgba[..., :3]
 
 
 def is_grey(path) -> bool:
