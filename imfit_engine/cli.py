@@ -48,6 +48,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default %(default)s)")
     p.add_argument("--compile", choices=("auto", "on", "off"), default=d.compile,
                    help="fused render kernels (torch.compile): ~2x faster after a one-off compile; auto = on for CUDA")
+    p.add_argument("--time-budget", type=float, default=d.time_budget, metavar="SECONDS",
+                   help="run the full-size level as long as this budget allows, then anneal (0: --iterations sets it)")
     p.add_argument("--format", choices=pipeline.OUTPUT_FORMATS, default="json", help="parameter file format")
     p.add_argument("--preset", choices=sorted(pipeline.PRESETS), default="default",
                    help="seed: torch-imfit's own algorithm, for comparisons (no warm start)")
@@ -65,7 +67,7 @@ def _config(a) -> FitConfig:
     return FitConfig(num_wavelets=a.num_gabors, size=a.size, iterations=a.iterations, iter_multiple=a.iter_multiple,
                      rescales=a.rescales, lr=a.global_lr, gamma=a.gamma, l1=a.l1, gradient=a.gradient, sobel=a.sobel,
                      mutation_scale=a.mutation_scale, device=a.device, seed=a.seed, preset=a.preset,
-                     compile=a.compile)
+                     compile=a.compile, time_budget=a.time_budget)
 
 
 class _StopFlag:

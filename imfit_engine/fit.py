@@ -47,6 +47,7 @@ class FitConfig:
     carrier_solve_steps: int = 12  # least-squares steps for amplitudes/phases after (re)seeding
     preset: str = "default"  # "seed": torch-imfit's algorithm (pipeline.PRESETS), for comparisons
     compile: str = "auto"  # fused (torch.compile) render kernels: "auto" = on for CUDA, "on", "off"
+    time_budget: float = 0.0  # seconds; > 0: the full-size level runs as long as the budget allows, then anneals
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -392,7 +393,12 @@ def fit(
         plateau = _Plateau(config.gamma)
         best_loss, lr_scale = float("inf"), 1.0
         final = level == len(sizes) - 1
-        for k in range(n_iter):
+        level_start, k = time.perf_counter(), -1
+        while k + 1 < n_iter:
+            k += 1
+            if final and config.time_budget > 0 and k == _BUDGET_PROBE:
+                fitted = _iterations_within(config.time_budget, start, level_start, k)
+                total, n_iter = total + fitted - n_iter, fitted
             if should_stop is not None and should_stop():
                 stopped, message = True, f"stopped on request at iteration {iteration}; kept the best result so far"
                 break
@@ -463,6 +469,16 @@ def fit(
         },
     )
     return FitResult(ws, final_psnr, seconds, iteration, stopped, history, message)
+
+
+_BUDGET_PROBE = 20  # full-size iterations timed before a time budget sets the level's length
+
+
+def _iterations_within(budget, start, level_start, done):
+    """The full-size level's length that ends it (anneal included) at `budget` seconds after `start`."""
+    now = time.perf_counter()
+    pace = (now - level_start) / done
+    return done + max(1, int((budget - (now - start)) / pace * 0.97))
 
 
 def _grow(internal, opt, active, count, target, wmap, aspect, generator, config):

@@ -125,6 +125,18 @@ def test_schedule_matches_the_seed():
     assert level_iterations(FitConfig(iterations=100, rescales=2, iter_multiple=1.5)) == [300, 150, 100]
 
 
+def test_time_budget_sets_the_full_size_level_and_still_anneals():
+    """With a time budget the last level runs until the budget (measured pace), not for `iterations`."""
+    image = load_rgb("chelsea.png", (72, 48))
+    seen = []
+    config = FitConfig(**{**TINY.to_dict(), "iterations": 30, "time_budget": 2.0})
+    result = fit(image, None, config, on_progress=lambda p: seen.append((p.iteration, p.total)))
+    assert result.iterations > sum(level_iterations(config))  # it used the budget ...
+    assert 1.5 < result.seconds < 4.0  # ... and ended near it
+    assert seen[-1][0] == seen[-1][1] == result.iterations  # progress knew the new length
+    assert result.psnr > fit(image, None, FitConfig(**{**config.to_dict(), "time_budget": 0.0})).psnr
+
+
 def test_render_is_resolution_independent_for_a_fit(astronaut_fit):
     """A fit re-rendered at 3x: the centre pixel of each 3x3 block equals the 1x pixel."""
     _, result = astronaut_fit
