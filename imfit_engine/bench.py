@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     # coarse levels converge within a few thousand cheap iterations, and more of them gives the full-size level
     # a worse start (measured in this time: iter_multiple 1.5 / 0.2 / 0.1 gave 23.93 / 24.18 / 23.84 dB).
     # The fused kernels' one-off compile counts in the wall time.
-    # (iterations 50x with iter_multiple 0.2: 10x the coarse levels' iterations, 2000 / 1000 at full settings)
+    # (iterations 50x with iter_multiple 0.2: 2000 and 1000 coarse iterations at the full settings)
     long_run = {"iterations": 50 * iters, "iter_multiple": 0.2, "compile": "on", "time_budget": seed["wall"]}
     equal = measure({"image": photo, "config": {**base, "device": "cpu", **long_run},
                      "budget": seed["wall"], "trace": True})
