@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch's CPU threads: the test machine has 2 cores
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv demo test test-slow bench extension clean
+.PHONY: venv demo test test-slow lint format bench extension clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,15 @@ test-slow: $(STAMP)
 	sh tools/setup_gl.sh
 	$(PY) -m pytest -q -m slow tests
 
+# ruff: lint rules and the formatter's style are in pyproject.toml ([tool.ruff])
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
 clean:
 	rm -rf out dist .pytest_cache
 
@@ -34,5 +43,5 @@ extension: $(STAMP)
 	$(PY) tools/build_extension.py --output-dir dist
 
 bench: $(STAMP)
-	$(PY) -m imfit_engine.bench
+	$(PY) bench/fit_bench.py
 	$(PY) bench/nodes_bench.py

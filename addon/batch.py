@@ -48,10 +48,14 @@ from pathlib import Path
 
 import bpy
 
-from . import interpreter, node_tree, preview_scene, sequence_fit
 from .engine import ImfitError, formats
 from .engine import sequence as frames_engine
-from .preferences import get_preferences
+from .jobs import interpreter
+from .jobs.sequence import write_frame_files
+from .nodes import scene as preview_scene
+from .nodes.keyframes import INTERPOLATIONS, build_keyed_group
+from .nodes.plane import PLANE_HEIGHT
+from .ui.pref import get_preferences
 
 COMMAND = "gabor_imfit"  # blender -c gabor_imfit ...
 PROG = f"blender -b -c {COMMAND}"
@@ -77,7 +81,7 @@ class _Parser(argparse.ArgumentParser):
 def _scene_args(p) -> None:
     p.add_argument("--blend", help="save the file with the keyed node group here")
     p.add_argument("--name", help="the node group is 'ImFit NAME' (default: the frames' name)")
-    p.add_argument("--interpolation", choices=[i[0] for i in sequence_fit.INTERPOLATIONS], default="LINEAR",
+    p.add_argument("--interpolation", choices=[i[0] for i in INTERPOLATIONS], default="LINEAR",
                    help="how wavelets move between keyed frames (default %(default)s)")
     p.add_argument("--no-plane", action="store_true", help="no preview plane, only the node group")
     p.add_argument("--camera", action="store_true",
@@ -133,7 +137,7 @@ def _frames_folder(path: Path, out_dir: Path) -> Path:
             raise ImfitError(f"Blender cannot decode {path} as a movie: convert it, or export its frames to a folder")
         folder = out_dir / "source"
         print(f"decoding {movie.frame_duration} frames of {path.name} into {folder}", flush=True)
-        sequence_fit.write_frame_files(movie, list(range(1, movie.frame_duration + 1)), str(folder), path.stem)
+        write_frame_files(movie, list(range(1, movie.frame_duration + 1)), str(folder), path.stem)
     finally:
         bpy.data.images.remove(movie)
     return folder
@@ -182,12 +186,12 @@ def _key(a, folders) -> int:
               "across them (merge every shard to fill them)", file=sys.stderr, flush=True)
     scene = bpy.context.scene
     name = a.name or _default_name(files)
-    group, plane = sequence_fit.build_keyed_group(scene, name, files, a.interpolation, not a.no_plane)
+    group, plane = build_keyed_group(scene, name, files, a.interpolation, not a.no_plane)
     first, last = files[0].number, files[-1].number
     scene.frame_start, scene.frame_end = first, last
     if a.camera:
         source = formats.load_json(files[0].path).meta["source"]
-        preview_scene.add_camera_framing(scene, source["width"], source["height"], node_tree.PLANE_HEIGHT)
+        preview_scene.add_camera_framing(scene, source["width"], source["height"], PLANE_HEIGHT)
         preview_scene.setup_render(scene, "CYCLES", source["width"], source["height"])
     print(f"keyed {len(files)} frames ({first}-{last}) on node group {group.name!r}"
           + (f" and plane {plane.name!r}" if plane else ""), flush=True)

@@ -1,6 +1,6 @@
 """Application handlers: node groups that follow the render engine, fits that end with their file.
 
-Cycles and EEVEE need different node layouts for the same wavelet (FACTS.md); the engine can
+Cycles and EEVEE need different node layouts for the same wavelet (ARCHITECTURE.md, "Blender limits"); the engine can
 change at any time, so every ImFit group's atom follows it (node_tree.set_backend): on
 depsgraph updates (the UI changing the engine), before a render started from the main
 thread, and after a file is loaded.
@@ -18,8 +18,10 @@ import threading
 import bpy
 from bpy.app.handlers import persistent
 
-from . import fit_job, node_tree, stored_fit
 from .engine import ImfitError
+from .jobs import fit as fit_job
+from .nodes import group as node_tree
+from .nodes import stored
 
 
 def sync_backends(scene) -> int:
@@ -28,7 +30,7 @@ def sync_backends(scene) -> int:
         return 0
     backend = node_tree.backend_for_engine(scene.render.engine)
     changed = 0
-    for group in stored_fit.wavelet_groups():
+    for group in stored.wavelet_groups():
         # cheap check first (set_backend walks the tree); a body may be a variant ("EEVEE_LOOP");
         # linked groups cannot be edited here
         if group.library is None and not str(group.get("imfit_backend", "")).startswith(backend):

@@ -42,7 +42,7 @@ def main(argv=None):
     parser.add_argument("--eevee", action="store_true", help="also render with EEVEE")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    nt = addon_module("node_tree")
+    nt = addon_module("nodes.group")
     engines = ["CYCLES"] + (["BLENDER_EEVEE"] if args.eevee else [])
     print(f"{'engine':<14}{'backend':<12}{'N':>6}{'build s':>10}{'render s':>10}{'max err /255':>14}")
     for engine in engines:

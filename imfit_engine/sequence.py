@@ -47,9 +47,9 @@ from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
-from . import formats
+from .core.model import GAMMA, PHASE, SIGMA, THETA, U, V, WAVELENGTH, WaveletSet
 from .errors import ImfitError
-from .model import GAMMA, PHASE, SIGMA, THETA, U, V, WAVELENGTH, WaveletSet
+from .io import formats
 
 DEFAULT_KEYFRAME_INTERVAL = 10
 META_KEY = "sequence"  # metrics[META_KEY] of a frame file
@@ -124,7 +124,7 @@ def frame_number(name: str) -> Optional[int]:
 def folder_frames(folder, weight_arg=None) -> list[Frame]:
     """The images of ``folder`` in name order, numbered by their last digits when every name has
     distinct ones (``shot_0001.png`` is frame 1), else 1, 2, 3..."""
-    from . import images  # pillow: not at the top (Blender's Python reads sequences too)
+    from .io import images  # pillow: not at the top (Blender's Python reads sequences too)
 
     paths = images.list_images(folder)
     stems = [p.stem for p in paths]
@@ -223,7 +223,7 @@ def fit_sequence(
     flicker: bool = True,
 ) -> SequenceRun:
     """Fit ``frames`` (see the module docstring) into ``out_dir``; frames are read one at a time."""
-    from . import pipeline  # torch
+    from . import api  # torch
 
     frames = list(frames)
     _check_frames(frames, keyframe_interval)
@@ -256,7 +256,7 @@ def fit_sequence(
             break
         progress = (lambda p, frame=frame: on_progress(frame, p)) if on_progress else None
         init = None if record["keyframe"] else previous
-        result = pipeline.fit_image_file(frame.image, frame.weight, cfg, init=init, on_progress=progress,
+        result = api.fit_file(frame.image, frame.weight, cfg, init=init, on_progress=progress,
                                          should_stop=stop)
         if result.stopped and stop():
             stopped = True  # half a frame would not match an uninterrupted run: not written
@@ -264,7 +264,7 @@ def fit_sequence(
         result.wavelets.meta["metrics"][META_KEY] = record
         previous = result.wavelets
         if position in wanted:
-            written = pipeline.write_result(result, out_dir, frame.name, fmt, preview=preview)
+            written = api.write_result(result, out_dir, frame.name, fmt, preview=preview)
             done.append(FrameDone(frame.number, position, len(wanted), len(done) + 1, written[0], result.psnr,
                                   result.seconds, record["keyframe"], False, len(result.wavelets)))
             if on_frame:
@@ -284,13 +284,14 @@ def measure_flicker(pairs: Iterable[tuple[Path, Path]]) -> Optional[Flicker]:
     import torch
     import torch.nn.functional as F
 
-    from . import images, pipeline
+    from . import api
+    from .io import images
 
     sums = np.zeros(3)
     count, prev = 0, None
     for image_path, fit_path in pairs:
         ws = formats.load_json(fit_path)
-        fit = pipeline.render_preview(ws)
+        fit = api.render_image(ws)
         h, w = fit.shape[:2]
         src = torch.as_tensor(images.load_image(image_path).rgb).permute(2, 0, 1)[None]
         src = F.interpolate(src, size=(h, w), mode="bilinear", antialias=True, align_corners=False)

@@ -89,7 +89,7 @@ def reference_signed(params: np.ndarray, aspect: float, width: int, height: int)
     """The engine's signed sum of a field, (H, W, 3), float64 maths."""
     import torch
 
-    from imfit_engine.render import render_reference
+    from imfit_engine.core.render import render_reference
 
     with torch.no_grad():
         return render_reference(torch.as_tensor(params, dtype=torch.float64), aspect, width, height).numpy()
@@ -99,7 +99,7 @@ def reference_display(params: np.ndarray, aspect: float, width: int, height: int
     """The engine's image of a field, (H, W, 3) in [0, 1]: ``to_image`` of the signed sum."""
     import torch
 
-    from imfit_engine.render import to_image
+    from imfit_engine.core.render import to_image
 
     return to_image(torch.from_numpy(reference_signed(params, aspect, width, height))).numpy()
 
@@ -151,9 +151,9 @@ def preview_scene(node_tree, params, width: int, height: int, engine: str = "CYC
     group = node_tree.build_wavelet_group(name, params, aspect,
                                           backend=backend or node_tree.backend_for_engine(engine))
     seconds = time.perf_counter() - t0
-    plane = node_tree.create_preview_plane(scene, group, width, height, name)
-    scene_setup = addon_module("preview_scene")
-    scene_setup.add_camera_framing(scene, width, height, node_tree.PLANE_HEIGHT)
+    plane = addon_module("nodes.plane").create_preview_plane(scene, group, width, height, name)
+    scene_setup = addon_module("nodes.scene")
+    scene_setup.add_camera_framing(scene, width, height, addon_module("nodes.plane").PLANE_HEIGHT)
     scene_setup.setup_render(scene, engine, width, height)
     return scene, group, plane, seconds
 

@@ -37,8 +37,8 @@ def ext(imfit_extension):
 
     bpy.ops.wm.read_homefile(use_empty=True)
     yield imfit_extension
-    job = imfit_extension.addon.fit_job.active_job()
+    job = imfit_extension.addon.jobs.fit.active_job()
     if job is not None and job.running:
         job.shutdown()
-    prefs = imfit_extension.addon.preferences.get_preferences()
+    prefs = imfit_extension.addon.ui.pref.get_preferences()
     prefs.python_source, prefs.python_path, prefs.probe_result = "BLENDER", "", ""

@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     dev_extension.enable(tempfile.mkdtemp(prefix="imfit-demo-ext-"))
-    from bl_ext.imfit_dev.gabor_imfit.addon import node_tree, preview_scene
+    from bl_ext.imfit_dev.gabor_imfit.addon.nodes import plane, scene as preview_scene
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     scene = bpy.context.scene
     engine_psnr = scene.imfit.result_psnr
 
-    preview_scene.add_camera_framing(scene, width, height, node_tree.PLANE_HEIGHT)
+    preview_scene.add_camera_framing(scene, width, height, plane.PLANE_HEIGHT)
     preview_scene.setup_render(scene, "CYCLES", width, height, samples=1)
     scene.render.image_settings.color_depth = "8"
     scene.render.filepath = str(out / "demo.png")

@@ -1,0 +1,660 @@
+"""The generated shader node group that re-synthesises a wavelet field inside Blender.
+
+Layout (names as the user sees them in the node editor)::
+
+    "ImFit <image>"            top group: Vector (UV when unlinked) and the global controls in;
+                                Color (scene-linear) and Signed (raw sum) out
+      ".ImFit <image> chunk k"  sub-groups of CHUNK wavelets each, chained by the running sum
+        "W00", "W01", ...       one instance per wavelet of the shared atom group, labelled
+                                "Wavelet <index>": keyframeable X, Y, Rotation, Sigma, Gamma,
+                                Wavelength, Phase, Amplitude (wavelet i: chunk i // CHUNK)
+      ".ImFit <image> atom"     the atom: one wavelet's contribution added to the running sum
+
+Chunks keep building fast (``nodes.new`` and ``links.new`` slow down with the size of the tree
+they add to): one chunk is built node by node, the others are ID copies of it.
+
+The atom's internals exist in bodies with the same sockets, switched by ``set_backend``:
+
+* ``CYCLES``: Vector Rotate, Mix and vector maths, no Separate XYZ, no type
+  conversions, the running sum on the LAST input of the node that adds a wavelet in.  Cycles'
+  SVM then keeps its 255-float stack small whatever the count (ARCHITECTURE.md: other layouts render
+  black past ~80 wavelets); node types are spread because Cycles' sync compares the nodes of
+  one type pairwise (quadratic in the count).
+* ``EEVEE``: few node inputs left unlinked, since EEVEE stores each as a uniform and caps a
+  material at 64 KiB of them (160 bytes per wavelet: about 400 wavelets).
+* ``EEVEE_LOOP`` (Blender 5.0+, chosen for EEVEE past the limit): the top group sums the
+  wavelets in a repeat zone reading them from a float data texture; the chunks stay and
+  hold the values and keyframes, ``sync_data_texture`` copies them into the texture.
+
+Everything here is layout; the formula is ``imfit_engine.model``'s.  No torch.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from . import loop
+from .animation import KEYED_PATH, fcurves_of
+from .builder import Builder
+from ..engine import ImfitError, model
+
+GROUP_PREFIX = "ImFit "
+CHUNK = 64  # wavelets per sub-group: build time grows with the square of a tree's node count
+BACKENDS = ("CYCLES", "EEVEE")  # what callers ask for; EEVEE may run as "EEVEE_LOOP"
+# The unlinked Vector input's value: no real coordinate is this far out, so the group can tell
+# "unlinked" from "linked" and use the UV map then (shader groups have no implicit UV input).
+UNLINKED_VECTOR = -1.0e20
+_MAX_NAME_BYTES = 63  # ID names in Blender 4.2 (5.0 allows more; the shorter rule fits both)
+
+
+@dataclass(frozen=True)
+class SocketSpec:
+    name: str
+    kind: str  # "FLOAT" or "VECTOR"
+    default: float | tuple = 0.0
+    description: str = ""
+    subtype: str = "NONE"
+    min_value: float | None = None
+    max_value: float | None = None
+    columns: tuple = ()  # canonical columns this socket holds (wavelet sockets only)
+
+
+WAVELET_SOCKETS = (
+    SocketSpec("X", "FLOAT", 0.5, "Centre, fraction of the image width from the left", columns=(model.U,)),
+    SocketSpec("Y", "FLOAT", 0.5, "Centre, fraction of the image height from the bottom", columns=(model.V,)),
+    SocketSpec("Rotation", "FLOAT", 0.0, "Direction of the wave, counter-clockwise from +X",
+               subtype="ANGLE", columns=(model.THETA,)),
+    SocketSpec("Sigma", "FLOAT", 0.05, "Envelope size along the wave, in image heights",
+               min_value=1e-6, columns=(model.SIGMA,)),
+    SocketSpec("Gamma", "FLOAT", 0.05, "Envelope size across the wave, in image heights",
+               min_value=1e-6, columns=(model.GAMMA,)),
+    SocketSpec("Wavelength", "FLOAT", 0.1, "Carrier wavelength, in image heights",
+               min_value=1e-6, columns=(model.WAVELENGTH,)),
+    SocketSpec("Phase", "VECTOR", (0.0, 0.0, 0.0), "Carrier phase of red, green, blue (radians)",
+               columns=tuple(range(12))[model.PHASE]),
+    SocketSpec("Amplitude", "VECTOR", (0.0, 0.0, 0.0),
+               "Amplitude of red, green, blue in signed-sum units ([-1, 1] spans the image's range)",
+               columns=tuple(range(12))[model.AMP]),
+)
+
+# Global controls: inputs of the top group, passed down to every atom or applied to the sum
+GLOBAL_SOCKETS = (
+    SocketSpec("Phase Shift", "FLOAT", 0.0, "Added to every wavelet's phase: animate it to make the waves flow",
+               subtype="ANGLE"),
+    SocketSpec("Rotation Offset", "FLOAT", 0.0, "Added to every wavelet's rotation: each turns about its own centre",
+               subtype="ANGLE"),
+    SocketSpec("Scale", "FLOAT", 1.0, "Multiplies every wavelet's size and wavelength about its own centre",
+               min_value=1e-3),
+    SocketSpec("Frequency Multiplier", "FLOAT", 1.0, "Multiplies every wavelet's carrier frequency",
+               min_value=1e-3),
+    SocketSpec("Amplitude Multiplier", "FLOAT", 1.0, "Multiplies the signed sum (contrast)"),
+    SocketSpec("Offset", "FLOAT", 0.0, "Added to the signed sum before it is clamped to [-1, 1] (brightness)"),
+)
+ATOM_GLOBALS = GLOBAL_SOCKETS[:4]  # the ones that act per wavelet; the others act on the sum
+# Inputs every chunk and atom receives from above.  "Zero" and "Envelope Base" are computed
+# from the UV so that they stay links after Blender inlines the tree (a constant would be
+# copied into every wavelet as an EEVEE uniform: 64 KiB per material in all).
+_PASSED_DOWN = (
+    ("Vector", "VECTOR", "Point in image heights: (u * aspect, v, 0)"),
+    ("Zero", "VECTOR", "(0, 0, 0), derived from the UV (internal)"),
+    ("Envelope Base", "FLOAT", "exp(-1), derived from the UV (internal)"),
+    *ATOM_GLOBALS,
+)
+_VECTOR_TIP = "Image UV (0..1, V up); the UV map when unlinked"
+_SUM_TIP = "Running signed sum of the wavelets before this one"
+
+
+def group_name(image_name: str) -> str:
+    """``ImFit <image name>``, cut to the length Blender keeps (so lookups find it again)."""
+    name = GROUP_PREFIX + image_name
+    raw = name.encode("utf-8")[:_MAX_NAME_BYTES]
+    return raw.decode("utf-8", errors="ignore")
+
+
+def _spec_name(spec) -> str:
+    """Interface sockets come as a SocketSpec or, internal ones, as (name, kind, tooltip)."""
+    return spec.name if isinstance(spec, SocketSpec) else spec[0]
+
+
+def _instance_default(spec):
+    """The value a group node's input starts with (None: linked, any value will do)."""
+    if isinstance(spec, SocketSpec):
+        return spec.default
+    return (UNLINKED_VECTOR,) * 3 if spec[0] == "Vector" else None
+
+
+def _new_socket(tree, spec, in_out):
+    """One interface socket from a SocketSpec, or from a (name, kind, tooltip) triple (no default)."""
+    name, kind, tip = (spec.name, spec.kind, spec.description) if isinstance(spec, SocketSpec) else spec
+    idname = {"FLOAT": "NodeSocketFloat", "VECTOR": "NodeSocketVector", "COLOR": "NodeSocketColor"}[kind]
+    socket = tree.interface.new_socket(name, in_out=in_out, socket_type=idname)
+    socket.description = tip
+    if isinstance(spec, SocketSpec):
+        if spec.subtype != "NONE":
+            socket.subtype = spec.subtype
+        socket.default_value = spec.default
+        if spec.min_value is not None:
+            socket.min_value = spec.min_value
+        if spec.max_value is not None:
+            socket.max_value = spec.max_value
+    elif name == "Vector":
+        socket.hide_value = True  # a coordinate: linked, or the UV map
+    return socket
+
+
+def _set_interface(tree, inputs, outputs):
+    """Make the tree's interface exactly these sockets.  Existing matching sockets are kept, so
+    links and values in materials that use the group survive a rebuild."""
+    sockets = [item for item in tree.interface.items_tree if item.item_type == "SOCKET"]
+    have = {side: [s.name for s in sockets if s.in_out == side] for side in ("INPUT", "OUTPUT")}
+    if have == {"INPUT": [_spec_name(s) for s in inputs], "OUTPUT": [_spec_name(s) for s in outputs]}:
+        return
+    tree.interface.clear()
+    for spec in inputs:
+        _new_socket(tree, spec, "INPUT")
+    for spec in outputs:
+        _new_socket(tree, spec, "OUTPUT")
+    _reset_instances(tree, inputs)
+
+
+def _reset_instances(tree, inputs):
+    """Group nodes get new sockets when the interface changes: give them the defaults."""
+    owners = [m.node_tree for m in bpy.data.materials if m.node_tree] + list(bpy.data.node_groups)
+    defaults = [(_spec_name(spec), _instance_default(spec)) for spec in inputs if _instance_default(spec) is not None]
+    for owner in owners:
+        for node in owner.nodes:
+            if node.bl_idname == "ShaderNodeGroup" and node.node_tree == tree:
+                for name, value in defaults:
+                    node.inputs[name].default_value = value
+
+
+# ----------------------------------------------------------------------------------------
+# The atom: one wavelet added to the running sum
+
+
+def _atom_interface(tree):
+    _set_interface(
+        tree,
+        [_PASSED_DOWN[0], *WAVELET_SOCKETS, *_PASSED_DOWN[1:], ("Sum", "VECTOR", _SUM_TIP)],
+        [("Sum", "VECTOR", "Running signed sum with this wavelet added")],
+    )
+
+
+def _atom_parameters(b, v, aspect):
+    """Parameter-only maths (constant per wavelet: Cycles and Blender 5.0 fold it away).
+
+    ``v`` maps the atom's input names to sockets.  Returns the centre C = (u * aspect, v, 0),
+    the rotation theta, the envelope scale S = (1 / (sqrt(2) sigma'), 1 / (sqrt(2) gamma'), 0),
+    the carrier number k = 2 pi sqrt(2) sigma' / wavelength' and the phases such that, with
+    W = R(-theta) (P - C) * S = (xr / (sqrt(2) sigma'), yr / (sqrt(2) gamma'), 0),
+    the wavelet is amp * exp(-W.W) * cos(k W.x + phase).
+    """
+    theta = b.math("ADD", v["Rotation"], v["Rotation Offset"])
+    root_half = math.sqrt(0.5)
+    scale = b.combine(*(b.math("DIVIDE", root_half, b.math("MULTIPLY", v[name], v["Scale"]))
+                        for name in ("Sigma", "Gamma")), 0.0)
+    centre = b.combine(b.math("MULTIPLY", v["X"], aspect), v["Y"], 0.0)
+    # k = 2 pi sqrt2 sigma * f / wavelength: Scale cancels, the frequency multiplier does not
+    k = b.math("MULTIPLY", b.math("DIVIDE", v["Sigma"], v["Wavelength"]), v["Frequency Multiplier"])
+    k = b.math("MULTIPLY", k, 2.0 * math.pi * math.sqrt(2.0))
+    shift = v["Phase Shift"]
+    phase = b.vmath("ADD", v["Phase"], b.combine(shift, shift, shift))
+    return centre, theta, scale, k, phase
+
+
+def _wavelet_cycles(b, v, aspect):
+    """Sum + one wavelet, laid out for Cycles' SVM stack (see the module docstring)."""
+    centre, theta, scale, k, phase = _atom_parameters(b, v, aspect)
+    offset = b.vmath("MULTIPLY", centre, b.vmath("SCALE", scale, scale=-1.0))
+    # rot = C + R(-theta)(P - C), so (rot - C) * scale = W.  (A Map Range here would spread the
+    # node types further, see below, but overflows SVM in Blender 4.2 past ~100 wavelets.)
+    w = b.vmath("MULTIPLY_ADD", _rotate(b, v["Vector"], theta, centre), scale, offset)
+    env = b.math("POWER", math.exp(-1.0), b.vmath("DOT_PRODUCT", w, w, output="Value"))
+    arg = b.vmath("DOT_PRODUCT", w, b.combine(k, 0.0, 0.0), output="Value")
+    carrier = b.vmath("COSINE", b.mix("VECTOR", arg, phase, b.vmath("ADD", phase, (1.0, 1.0, 1.0))))
+    # a Mix rather than a Vector Math Scale: Cycles' sync compares the nodes of one type
+    # pairwise, quadratic in the count, so spreading the types cuts the time to prepare
+    weight = b.mix("VECTOR", env, (0.0, 0.0, 0.0), v["Amplitude"])
+    # running sum on the last input: SVM then evaluates the chain in order (ARCHITECTURE.md, "Blender limits")
+    return b.vmath("MULTIPLY_ADD", carrier, weight, v["Sum"])
+
+
+def _wavelet_eevee(b, v, aspect):
+    """Sum + one wavelet with few EEVEE uniforms.  EEVEE stores every unlinked input of every
+    node, unused ones included (a link into an unused input does not help), as a uniform: a
+    float 4 bytes, a vector 16.  So: constants only where the maths needs them, Math nodes
+    (float inputs) where a Vector Math node would carry unused vector inputs, the rotation
+    centre and the envelope base linked to values shared by all wavelets.  Measured: 160 bytes
+    per wavelet on 5.0 (about 400 fit in one material), 364 on 4.2 (about 170)."""
+    centre, theta, scale, k, phase = _atom_parameters(b, v, aspect)
+    # parameter-only (pre-computed): W = R(-theta) P * scale - R(-theta) C * scale
+    offset = b.vmath("MULTIPLY", _rotate(b, centre, theta, (0.0, 0.0, 0.0)), b.vmath("SCALE", scale, scale=-1.0))
+    # per pixel, from here on
+    w = b.vmath("MULTIPLY_ADD", _rotate(b, v["Vector"], theta, v["Zero"]), scale, offset)
+    env = b.math("POWER", v["Envelope Base"], b.vmath("DOT_PRODUCT", w, w, output="Value"))
+    arg = b.math("MULTIPLY", b.node_output("ShaderNodeSeparateXYZ", w, "X"), k)
+    phases = b.node("ShaderNodeSeparateXYZ")
+    b.feed(phases.inputs[0], phase)
+    carrier = b.vmath("COSINE", b.combine(*(b.math("ADD", arg, phases.outputs[c]) for c in range(3))))
+    weight = b.vmath("SCALE", v["Amplitude"], scale=env)
+    return b.vmath("MULTIPLY_ADD", carrier, weight, v["Sum"])
+
+
+def _rotate(b, vector, theta, centre):
+    """``centre + R(-theta) (vector - centre)``, about +Z."""
+    rot = b.node("ShaderNodeVectorRotate", rotation_type="Z_AXIS", invert=True)
+    for name, value in (("Vector", vector), ("Center", centre), ("Angle", theta)):
+        b.feed(rot.inputs[name], value)
+    return rot.outputs[0]
+
+
+_ATOM_BODIES = {"CYCLES": _wavelet_cycles, "EEVEE": _wavelet_eevee, "EEVEE_LOOP": _wavelet_cycles}
+
+
+def _fill_atom(atom, aspect, backend):
+    atom.nodes.clear()
+    b = Builder(atom)
+    gi, go = b.io()
+    values = {socket.name: socket for socket in gi.outputs if socket.name}
+    b.links.new(_ATOM_BODIES[backend](b, values, aspect), go.inputs["Sum"])
+    atom["imfit_backend"] = backend
+    atom["imfit_aspect"] = float(aspect)
+
+
+# ----------------------------------------------------------------------------------------
+# Chunks and the top group
+
+
+def _chunk_interface(tree):
+    _set_interface(
+        tree,
+        [*_PASSED_DOWN, ("Sum", "VECTOR", _SUM_TIP)],
+        [("Sum", "VECTOR", "Running signed sum with this chunk's wavelets added")],
+    )
+
+
+def _fill_chunk(chunk, atom, count):
+    """``count`` atom instances W00, W01... chained by the running sum."""
+    b = Builder(chunk)
+    gi, go = b.io()
+    shared = [_spec_name(spec) for spec in _PASSED_DOWN]
+    running = gi.outputs["Sum"]
+    for index in range(count):
+        node = b.group(atom)
+        node.name = _local_node_name(index)
+        for name in shared:
+            b.links.new(gi.outputs[name], node.inputs[name])
+        b.links.new(running, node.inputs["Sum"])
+        running = node.outputs["Sum"]
+    b.links.new(running, go.inputs["Sum"])
+
+
+def _atom_nodes(chunk):
+    return sorted((n for n in chunk.nodes if n.bl_idname == "ShaderNodeGroup"), key=lambda n: n.name)
+
+
+def _build_chunks(tree_name, atom, count):
+    """Chunks holding ``count`` wavelets.  The first is built node by node, the others are
+    copies of it (an ID copy costs no per-link updates), renamed and cut to length."""
+    template = bpy.data.node_groups.new(f".{tree_name} chunk 000", "ShaderNodeTree")
+    _chunk_interface(template)
+    _fill_chunk(template, atom, min(CHUNK, count))
+    chunks = [template]
+    for first in range(CHUNK, count, CHUNK):
+        chunk = template.copy()
+        chunk.name = f".{tree_name} chunk {first // CHUNK:03d}"
+        nodes = _atom_nodes(chunk)
+        keep = min(CHUNK, count - first)
+        if keep < len(nodes):
+            for node in nodes[keep:]:
+                chunk.nodes.remove(node)
+            output = next(n for n in chunk.nodes if n.bl_idname == "NodeGroupOutput")
+            chunk.links.new(nodes[keep - 1].outputs["Sum"], output.inputs["Sum"])
+        chunks.append(chunk)
+    # the wavelet's index in the whole field, where the user sees it (labels cost no update)
+    for first, chunk in zip(range(0, count, CHUNK), chunks):
+        for offset, node in enumerate(_atom_nodes(chunk)):
+            node.label = f"Wavelet {first + offset}"
+    return chunks
+
+
+def _top_interface(tree):
+    _set_interface(
+        tree,
+        [("Vector", "VECTOR", _VECTOR_TIP), *GLOBAL_SOCKETS],
+        [("Color", "COLOR", "The image, scene-linear: through an Emission shader and the Standard view "
+                            "transform it looks like the source image"),
+         ("Signed", "VECTOR", "The raw signed sum of the wavelets (RGB), before clamping")],
+    )
+    tree.interface.items_tree["Vector"].default_value = _instance_default(("Vector",))
+
+
+def _srgb_to_linear(b, value):
+    """The exact piecewise sRGB EOTF of one channel in [0, 1]."""
+    low = b.math("DIVIDE", value, 12.92)
+    high = b.math("POWER", b.math("MULTIPLY_ADD", value, 1.0 / 1.055, 0.055 / 1.055), 2.4)
+    return b.mix("FLOAT", b.math("GREATER_THAN", value, 0.04045), low, high)
+
+
+def _fill_top(tree, chunks, aspect, backend):
+    tree.nodes.clear()
+    b = Builder(tree)
+    gi, go = b.io()
+    g = gi.outputs
+    # Vector, or the UV map when the input holds the "unlinked" value
+    uv = b.node("ShaderNodeTexCoord").outputs["UV"]
+    unlinked = b.math("LESS_THAN", b.vmath("DOT_PRODUCT", g["Vector"], (1.0, 0.0, 0.0), output="Value"),
+                      0.5 * UNLINKED_VECTOR)
+    # once, here: image heights, z = 0, and a plain vector (no per-wavelet type conversions)
+    # a select, not a Mix: a + f (b - a) with a = -1e20 loses every digit in EEVEE's float maths
+    chosen = b.vmath("ADD", b.vmath("SCALE", g["Vector"], scale=b.math("SUBTRACT", 1.0, unlinked)),
+                     b.vmath("SCALE", uv, scale=unlinked))
+    point = b.vmath("MULTIPLY", chosen, (float(aspect), 1.0, 0.0))
+    zero = b.vmath("SCALE", point, scale=0.0)
+    sources = {"Vector": point, "Zero": zero,
+               "Envelope Base": b.math("ADD", b.vmath("DOT_PRODUCT", zero, zero, output="Value"), math.exp(-1.0)),
+               **{spec.name: g[spec.name] for spec in ATOM_GLOBALS}}
+    running = None
+    for chunk in chunks:
+        node = b.group(chunk)
+        for name, source in sources.items():
+            b.links.new(source, node.inputs[name])
+        if running is not None:
+            b.links.new(running, node.inputs["Sum"])
+        running = node.outputs["Sum"]
+    if backend == "EEVEE_LOOP":
+        # the chunks stay (their sockets hold the values and keys) but the loop does the sum
+        count = _chunk_count(chunks)
+        running = loop.loop_sum(b, sources, loop.data_image(tree, count), count, aspect, _wavelet_cycles,
+                                WAVELET_SOCKETS)
+    gain, bias = g["Amplitude Multiplier"], g["Offset"]
+    signed = b.vmath("MULTIPLY_ADD", running, b.combine(gain, gain, gain), b.combine(bias, bias, bias))
+    b.links.new(signed, go.inputs["Signed"])
+    # clamp(sum, -1, 1) * .5 + .5 is the stored (sRGB-encoded) image; Color is its linear value
+    split = b.node("ShaderNodeSeparateXYZ")
+    b.links.new(signed, split.inputs[0])
+    color = b.node("ShaderNodeCombineColor", mode="RGB")
+    for channel in range(3):
+        stored = b.math("MULTIPLY_ADD", split.outputs[channel], 0.5, 0.5, clamp=True)
+        b.links.new(_srgb_to_linear(b, stored), color.inputs[channel])
+    b.links.new(color.outputs[0], go.inputs["Color"])
+
+
+def _chunk_count(chunks) -> int:
+    return sum(len(_atom_nodes(chunk)) for chunk in chunks)
+
+
+def data_texture(tree):
+    """The loop's data texture (an Image), or None when the group does not run the loop."""
+    return next((n.image for n in tree.nodes if n.bl_idname == "ShaderNodeTexImage"), None)
+
+
+def sync_data_texture(tree, frame: float | None = None):
+    """Copy the wavelet sockets' values (their animated values at ``frame`` when given) into the
+    loop's data texture.  Does nothing unless the group runs the EEVEE loop."""
+    image = data_texture(tree)
+    if image is not None:
+        loop.write_texels(image, read_wavelet_values(tree) if frame is None else animated_values(tree, frame))
+
+
+def sync_all_data_textures(frame: float):
+    """Refresh every ImFit group that runs the loop, with its values at ``frame``."""
+    for tree in bpy.data.node_groups:
+        if tree.get("imfit_backend") == "EEVEE_LOOP":
+            sync_data_texture(tree, frame)
+
+
+def on_frame_change(scene, *_):
+    """A ``frame_change_post`` handler: the loop's texture follows the wavelets' keyframes."""
+    sync_all_data_textures(scene.frame_current)
+
+
+def on_depsgraph_update(scene, depsgraph):
+    """For a ``depsgraph_update_post`` handler: after an edit to any node tree (a wavelet socket
+    changed in the UI, say) the loop's texture takes the new values.  Its own image update
+    does not retrigger it."""
+    if any(isinstance(update.id, bpy.types.ShaderNodeTree) for update in depsgraph.updates):
+        sync_all_data_textures(scene.frame_current)
+
+
+def _local_node_name(offset: int) -> str:
+    # names repeat from chunk to chunk: renaming a node costs ~0.4 ms (Blender fixes animation
+    # paths everywhere), so copies keep the template's names; labels carry the global index
+    return f"W{offset:0{len(str(CHUNK - 1))}d}"
+
+
+def wavelet_location(tree, index: int):
+    """(chunk group, node name) of wavelet ``index``: where its sockets and F-curves live."""
+    chunks, _ = _owned_trees(tree)
+    chunk = chunks[index // CHUNK]
+    return chunk, _local_node_name(index % CHUNK)
+
+
+def _check_params(params, aspect) -> np.ndarray:
+    p = np.asarray(params, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != len(model.COLUMNS) or len(p) == 0:
+        raise ImfitError(f"wavelet parameters must be an (N, {len(model.COLUMNS)}) array with N >= 1, "
+                         f"got shape {p.shape}")
+    if not np.isfinite(p).all():
+        raise ImfitError("wavelet parameters contain NaN or infinite values: re-run or re-load the fit")
+    if not (np.isfinite(aspect) and aspect > 0):
+        raise ImfitError(f"image aspect must be a positive number, got {aspect!r}")
+    return p
+
+
+def _owned_trees(tree):
+    """The chunk and atom groups that this top group built (found by reference, not name)."""
+    chunks = [n.node_tree for n in tree.nodes if n.bl_idname == "ShaderNodeGroup" and n.node_tree]
+    atoms = {n.node_tree for c in chunks for n in c.nodes if n.bl_idname == "ShaderNodeGroup" and n.node_tree}
+    return chunks, atoms
+
+
+def _atom_of(tree):
+    chunks, atoms = _owned_trees(tree)
+    if len(atoms) != 1:
+        raise ImfitError(f"node group {tree.name!r} is not an ImFit wavelet group (rebuild it from the fit)")
+    return atoms.pop()
+
+
+def build_wavelet_group(name: str, params, aspect: float, backend: str = "CYCLES"):
+    """Build (or rebuild in place) the node group ``ImFit <name>`` for canonical ``params``.
+
+    An existing group of that name keeps its identity and interface, so materials that use it
+    stay linked; its sub-groups are replaced (their keyframes go with them).
+    Returns the top group (a ``ShaderNodeTree``).
+    """
+    if backend not in BACKENDS:
+        raise ImfitError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    p = _check_params(params, aspect)
+    tree_name = group_name(name)
+    tree = bpy.data.node_groups.get(tree_name)
+    if tree is not None and tree.bl_idname != "ShaderNodeTree":
+        raise ImfitError(f"a {tree.bl_idname} named {tree_name!r} exists already: rename it and try again")
+    if tree is None:
+        tree = bpy.data.node_groups.new(tree_name, "ShaderNodeTree")
+    old_chunks, old_atoms = _owned_trees(tree)
+    tree.nodes.clear()
+    for old in [*old_chunks, *old_atoms]:
+        if old.users == 0:
+            bpy.data.node_groups.remove(old)
+
+    backend = _resolve_backend(backend, len(p))
+    atom = bpy.data.node_groups.new(f".{tree_name} atom", "ShaderNodeTree")
+    _atom_interface(atom)
+    _fill_atom(atom, aspect, backend)
+    chunks = _build_chunks(tree_name, atom, len(p))
+    update_wavelet_values(tree, p, chunks)
+    _top_interface(tree)
+    _fill_top(tree, chunks, aspect, backend)
+    tree["imfit_count"] = len(p)
+    tree["imfit_aspect"] = float(aspect)
+    tree["imfit_backend"] = backend
+    sync_data_texture(tree)
+    return tree
+
+
+# ----------------------------------------------------------------------------------------
+# Values and keyframes
+
+
+def _wavelet_nodes(tree, chunks=None):
+    """(chunk tree, atom instance) for every wavelet, in index order."""
+    if chunks is None:
+        chunks, _ = _owned_trees(tree)
+    return [(chunk, node) for chunk in chunks for node in _atom_nodes(chunk)]
+
+
+def socket_values(params) -> dict:
+    """Canonical (N, 12) -> {socket name: (N,) or (N, 3) array}: the one canonical->socket map."""
+    p = np.asarray(params, dtype=np.float64)
+    return {spec.name: p[:, spec.columns[0]] if len(spec.columns) == 1 else p[:, list(spec.columns)]
+            for spec in WAVELET_SOCKETS}
+
+
+def input_layout(node) -> dict:
+    """{input name: (socket index, offset, size)} of a node's inputs flattened into one float row
+    (the layout ``foreach_set('default_value', row)`` reads)."""
+    layout, offset = {}, 0
+    for index, socket in enumerate(node.inputs):
+        size = len(socket.default_value) if socket.type == "VECTOR" else 1
+        layout[socket.name] = (index, offset, size)
+        offset += size
+    return layout
+
+
+def checked_pairs(tree, params, chunks=None):
+    pairs = _wavelet_nodes(tree, chunks)
+    p = np.asarray(params, dtype=np.float64)
+    if p.ndim != 2 or len(p) != len(pairs):
+        raise ImfitError(f"{tree.name!r} holds {len(pairs)} wavelets, the parameters have shape {p.shape}: "
+                         "rebuild the group")
+    return pairs, p
+
+
+def update_wavelet_values(tree, params, chunks=None):
+    """Write ``params`` (N, 12 canonical) into the wavelet sockets of a group built for N.
+
+    One ``foreach_set`` per wavelet: setting sockets one by one runs Blender's node-tree update
+    each time (~0.2 ms, seconds for a big field).  Linked inputs get zeros, which nothing reads.
+    """
+    pairs, p = checked_pairs(tree, params, chunks)
+    layout = input_layout(pairs[0][1])
+    rows = np.zeros((len(p), sum(size for _, _, size in layout.values())), np.float32)
+    for name, values in socket_values(p).items():
+        _, offset, size = layout[name]
+        rows[:, offset:offset + size] = values.reshape(len(p), size)
+    for (_, node), row in zip(pairs, rows):
+        node.inputs.foreach_set("default_value", row)
+    for chunk in {chunk for chunk, _ in pairs}:
+        chunk.update_tag()  # foreach_set skips the update that tells renderers
+    tree.update_tag()
+    sync_data_texture(tree)
+
+
+def read_wavelet_values(tree) -> np.ndarray:
+    """The group's current socket values as canonical (N, 12) float64 (inverse of the update)."""
+    pairs = _wavelet_nodes(tree)
+    layout = input_layout(pairs[0][1])
+    row = np.zeros(sum(size for _, _, size in layout.values()), np.float32)
+    p = np.zeros((len(pairs), len(model.COLUMNS)))
+    for i, (_, node) in enumerate(pairs):
+        node.inputs.foreach_get("default_value", row)
+        for spec in WAVELET_SOCKETS:
+            _, offset, size = layout[spec.name]
+            p[i, list(spec.columns)] = row[offset:offset + size]
+    return p
+
+
+def animated_values(tree, frame: float) -> np.ndarray:
+    """Canonical (N, 12) at ``frame``: the socket values with every keyed component replaced by
+    its F-curve's value there (read straight from the curves, whatever the depsgraph did)."""
+    p = read_wavelet_values(tree)
+    chunks, _ = _owned_trees(tree)
+    layout = input_layout(_atom_nodes(chunks[0])[0])
+    columns = {index: spec.columns for spec in WAVELET_SOCKETS for index in (layout[spec.name][0],)}
+    for number, chunk in enumerate(chunks):
+        if not (chunk.animation_data and chunk.animation_data.action):
+            continue
+        for fc in fcurves_of(chunk):
+            match = KEYED_PATH.fullmatch(fc.data_path)
+            if match and int(match[2]) in columns:
+                row = number * CHUNK + int(match[1][1:])
+                p[row, columns[int(match[2])][fc.array_index]] = fc.evaluate(frame)
+    return p
+
+
+# ----------------------------------------------------------------------------------------
+# Engines
+
+
+def backend_for_engine(engine_name: str) -> str:
+    """The body a render engine needs: 'EEVEE' for EEVEE (4.2's EEVEE Next included), 'CYCLES'
+    for Cycles and anything else (Workbench ignores materials' node maths)."""
+    return "EEVEE" if engine_name.startswith("BLENDER_EEVEE") else "CYCLES"
+
+
+# Measured (tests/blender/test_node_tree.py, bench/nodes_bench.py): Cycles' SVM was checked up to 4096
+# on 5.0.1 and 4.2.23.  The unrolled EEVEE body takes 160 bytes of the 64 KiB of uniforms per
+# wavelet on 5.0 (which pre-computes the parameter-only maths) and 364 on 4.2.
+CYCLES_CHECKED = 4096
+
+
+EEVEE_UNROLLED_MAX = 384 if bpy.app.version >= (5, 0, 0) else 160
+
+
+def _resolve_backend(backend: str, count: int) -> str:
+    """'EEVEE' past the unrolled limit becomes the data-texture loop where Blender has one."""
+    if backend not in BACKENDS:
+        raise ImfitError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "EEVEE" and count > EEVEE_UNROLLED_MAX and loop.loop_supported():
+        return "EEVEE_LOOP"
+    return backend
+
+
+def get_backend(tree) -> str:
+    """'CYCLES', 'EEVEE' (unrolled) or 'EEVEE_LOOP' (data texture; its values need
+    ``sync_data_texture`` after edits and on frame changes)."""
+    _atom_of(tree)  # a clear error for a group that is not ours
+    return tree.get("imfit_backend", "CYCLES")
+
+
+def set_backend(tree, backend: str) -> bool:
+    """Switch the group to ``backend`` ('CYCLES' or 'EEVEE'); sockets, values and keyframes
+    stay.  Returns True when something changed (EEVEE then recompiles the material)."""
+    actual = _resolve_backend(backend, int(tree.get("imfit_count", 0)))
+    if get_backend(tree) == actual:
+        return False
+    atom = _atom_of(tree)
+    aspect = atom["imfit_aspect"]
+    if (actual == "EEVEE_LOOP") != (get_backend(tree) == "EEVEE_LOOP"):
+        chunks, _ = _owned_trees(tree)
+        _fill_top(tree, chunks, aspect, actual)
+    _fill_atom(atom, aspect, actual)
+    tree["imfit_backend"] = actual
+    sync_data_texture(tree)
+    return True
+
+
+def limits_note(n: int, engine: str) -> str | None:
+    """A sentence for the panel when ``n`` wavelets need another path or are past what was
+    checked for ``engine``; None when nothing needs saying."""
+    limit = EEVEE_UNROLLED_MAX
+    if backend_for_engine(engine) == "EEVEE" and n > limit:
+        if loop.loop_supported():
+            return (f"EEVEE: {n} wavelets exceed one material's constants ({limit}); "
+                    "reading them from a data texture in a loop instead")
+        return (f"EEVEE holds about {limit} wavelets in one material on this Blender; "
+                f"this fit has {n} and may render magenta: render with Cycles, or use Blender 5.0+")
+    if backend_for_engine(engine) == "CYCLES" and n > CYCLES_CHECKED:
+        return f"Cycles was checked up to {CYCLES_CHECKED} wavelets; {n} may be slow to prepare"
+    return None
+
+
+# ----------------------------------------------------------------------------------------
+# Preview plane
+
+

@@ -1,0 +1,60 @@
+"""Operators that follow a background job: modal with a timer in the UI, a blocking loop otherwise.
+
+Blender must never freeze while a worker runs, so in the UI a window timer calls the
+operator's ``poll_job`` a few times a second.  In background mode timers and modal handlers
+never run (ARCHITECTURE.md, "Blender limits"), and scripts expect a finished result, so there the same ``poll_job``
+is called in a loop until the job ends.
+"""
+from __future__ import annotations
+
+POLL_SECONDS = 0.25
+
+_timers = []  # (window manager, timer) of running modal operators, removed on unregister
+
+
+def redraw_all(context) -> None:
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            area.tag_redraw()
+
+
+class PollingOperator:
+    """Mixin: subclasses implement ``poll_job(context, timeout) -> set | None`` (None while running)."""
+
+    _timer = None
+
+    def poll_job(self, context, timeout: float):
+        raise NotImplementedError
+
+    def run_polled(self, context, blocking: bool) -> set:
+        if blocking:
+            while (done := self.poll_job(context, 0.5)) is None:
+                pass
+            return done
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(POLL_SECONDS, window=context.window)
+        _timers.append((wm, self._timer))
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type != "TIMER":  # any timer will do: a poll only drains a queue
+            return {"PASS_THROUGH"}
+        done = self.poll_job(context, 0.0)
+        redraw_all(context)
+        if done is None:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        _timers[:] = [(wm, t) for wm, t in _timers if t != self._timer]
+        self._timer = None
+        return done
+
+
+def remove_timers() -> None:
+    """Unregister: no timer of ours may keep firing into a removed operator."""
+    for wm, timer in _timers:
+        try:
+            wm.event_timer_remove(timer)
+        except (ReferenceError, RuntimeError):
+            pass  # its window is gone already
+    _timers.clear()

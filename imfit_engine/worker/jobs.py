@@ -1,0 +1,242 @@
+"""The worker's jobs: ``JOBS`` maps a job file's kind to the function that runs it.
+
+Every job file has ``image`` (or ``sequence``), ``output_dir``, ``preview_seconds``, ``source_name`` and
+``config`` (``FitConfig.to_dict()`` fields, the rest default); each kind adds its own fields:
+
+``fit``        ``weight``, ``init`` (a canonical JSON to warm-start from, or null)
+``sequence``   ``sequence``: ``{"frames": [{"number", "image", "weight", "stem"}, ...], "keyframe_interval": K,
+               "select": [A, B] or null}``
+``fit_style``  ``style`` (the style image), ``style_config`` (``StyleConfig`` fields), ``init``
+``stylize``    ``style``, ``style_config``
+``expand``     ``expand``: ``{"preset", "scale", "overrides": {ExpandConfig fields}, "checkpoint": path or null,
+               "match": bool}``; ``config`` is null, or the settings of a wavelet fit of the expansion
+
+Results (the ``result`` message):
+
+* a fit (``fit``, ``fit_style``): ``path`` of the canonical JSON, ``preview``, ``psnr``, ``seconds``,
+  ``iterations``, ``stopped``, ``message``, ``wavelets``;
+* ``sequence``: ``path`` (the frames folder), ``frames``, the mean ``psnr``, the summed ``seconds``,
+  ``stopped``, ``message``, ``wavelets``, ``flicker`` (``Flicker`` fields, or null); each finished frame
+  sends ``frame`` (number, index, count, path, psnr, seconds, keyframe, resumed) and progress carries ``frame``;
+* ``stylize``: ``kind``, ``path`` of the PNG, ``preview``, ``width``, ``height``, ``seconds``, ``iterations``,
+  ``stopped``, ``message``, ``psnr``;
+* ``expand``: ``path`` (the expanded PNG), ``width``, ``height``, ``scale``, ``reused`` (a cached generator),
+  ``iterations`` (the generator's), ``seconds``, ``stopped``, ``message``, and for a wavelet fit ``fit`` (its
+  JSON), ``preview``, ``psnr``, ``wavelets``.  Its progress adds ``phase`` ("train" or "fit") and, while
+  training, ``losses`` (adv, style, l1, g, d).
+
+The engine is imported inside each job: the worker's start-up stays cheap and a missing package becomes an
+error message, not a crash.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Callable
+
+from ..errors import ImfitError
+from .protocol import DEFAULT_PREVIEW_SECONDS, PREVIEW_NAME, RESULT_STEM
+
+STYLIZED_NAME = "stylized.png"
+EXPANDED_NAME = "expanded.png"
+
+Send = Callable[..., None]
+
+
+class _Previews:
+    """Writes the live preview PNG (atomically) at most every ``preview_seconds`` and tells Blender."""
+
+    def __init__(self, job: dict, send: Send):
+        self.path = Path(job["output_dir"]) / PREVIEW_NAME
+        self.every = float(job.get("preview_seconds", DEFAULT_PREVIEW_SECONDS))
+        self.send = send
+        self.last = time.perf_counter()
+
+    def maybe(self, make: Callable) -> None:
+        if time.perf_counter() - self.last >= self.every:
+            from ..io import images
+
+            images.save_png(self.path, make())
+            self.last = time.perf_counter()
+            self.send("preview", path=str(self.path))
+
+
+def _progress_sender(job: dict, send: Send):
+    """on_progress(p, **extra) for a fit's ``Progress``: a progress message, and now and then a preview."""
+    previews = _Previews(job, send)
+
+    def on_progress(p, **extra) -> None:
+        send("progress", iteration=p.iteration, total=p.total, level=p.level, levels=p.levels, loss=p.loss,
+             psnr=p.psnr, elapsed=p.elapsed, **extra)
+        previews.maybe(p.preview)
+
+    return on_progress
+
+
+def _fit_config(job: dict):
+    from ..core.config import FitConfig
+    from ..core.device import check_device
+
+    config = FitConfig.from_dict(job.get("config") or {})
+    check_device(config.device)
+    return config
+
+
+def _init(job: dict):
+    from ..io import formats
+
+    return formats.load_json(job["init"]) if job.get("init") else None
+
+
+def _send_fit_result(result, job: dict, send: Send) -> None:
+    from ..api import write_result
+
+    if job.get("source_name"):
+        result.wavelets.meta.setdefault("source", {})["name"] = job["source_name"]
+    fit_json, fit_png = write_result(result, job["output_dir"], RESULT_STEM, "json", preview=True)
+    send("result", path=str(fit_json), preview=str(fit_png), psnr=result.psnr, seconds=result.seconds,
+         iterations=result.iterations, stopped=result.stopped, message=result.message, wavelets=len(result.wavelets))
+
+
+def run_fit(job: dict, send: Send, should_stop) -> None:
+    from ..api import fit_file
+
+    result = fit_file(job["image"], job.get("weight"), _fit_config(job), init=_init(job),
+                      on_progress=_progress_sender(job, send), should_stop=should_stop)
+    _send_fit_result(result, job, send)
+
+
+def run_sequence(job: dict, send: Send, should_stop) -> None:
+    from .. import sequence
+
+    config = _fit_config(job)
+    on_progress = _progress_sender(job, send)
+    spec = job["sequence"]
+    frames = [sequence.Frame(int(f["number"]), f.get("image"), f.get("weight"), f.get("stem") or "")
+              for f in spec["frames"]]
+
+    def on_frame(done) -> None:
+        send("frame", number=done.number, index=done.index, count=done.count, path=str(done.path), psnr=done.psnr,
+             seconds=done.seconds, keyframe=done.keyframe, resumed=done.resumed)
+
+    out = Path(job["output_dir"]) / "frames"
+    run = sequence.fit_sequence(frames, config, out, int(spec.get("keyframe_interval", 10)),
+                                select=tuple(spec["select"]) if spec.get("select") else None, preview=False,
+                                on_frame=on_frame, on_progress=lambda f, p: on_progress(p, frame=f.number),
+                                should_stop=should_stop)
+    message = "stopped on request; the finished frames are kept" if run.stopped else ""
+    send("result", path=str(out), frames=len(run.frames), psnr=run.psnr, seconds=sum(f.seconds for f in run.frames),
+         stopped=run.stopped, message=message, wavelets=config.num_wavelets,
+         flicker=asdict(run.flicker) if run.flicker else None)
+
+
+def _style_config(job: dict, device: str):
+    from ..style.config import StyleConfig
+
+    if not job.get("style"):
+        raise ImfitError("no style image was given: choose one in the Style panel")
+    given = job.get("style_config") or {}
+    config = StyleConfig.from_dict(given)
+    return config if "device" in given else replace(config, device=device)
+
+
+def run_fit_style(job: dict, send: Send, should_stop) -> None:
+    from ..style.fit import fit_style_file
+
+    config = _fit_config(job)
+    result = fit_style_file(job["image"], job.get("style"), config, _style_config(job, config.device), init=_init(job),
+                            on_progress=_progress_sender(job, send), should_stop=should_stop)
+    _send_fit_result(result, job, send)
+
+
+def run_stylize(job: dict, send: Send, should_stop) -> None:
+    from ..style.fit import stylize_file
+
+    config = _fit_config(job)
+    path = Path(job["output_dir"]) / STYLIZED_NAME
+    r = stylize_file(job["image"], job.get("style"), path, _style_config(job, config.device),
+                     on_progress=_progress_sender(job, send), should_stop=should_stop)
+    send("result", kind="stylize", path=str(path), preview=str(path), width=int(r.image.shape[1]),
+         height=int(r.image.shape[0]), seconds=r.seconds, iterations=r.steps, stopped=r.stopped, message=r.message,
+         psnr=r.psnr)
+
+
+def run_expand(job: dict, send: Send, should_stop) -> None:
+    from ..core.device import check_device
+    from ..expand import apply, config as expand_config, train
+    from ..io import images
+
+    spec = job.get("expand") or {}
+    try:
+        scale = int(spec.get("scale", 2))
+        overrides = dict(spec.get("overrides") or {})
+        config = expand_config.preset_config(str(spec.get("preset", "cpu-quick")), **overrides)
+    except (TypeError, ValueError) as e:
+        raise ImfitError(f"the expansion job has bad settings ({e}). This is a bug in the add-on; please report it") \
+            from None
+    if scale not in expand_config.SCALES:
+        raise ImfitError(f"expansion scale must be 2, 4 or 8, got {scale}")
+    check_device(config.device)
+    out_dir = Path(job["output_dir"])
+    fit_dict = job.get("config")
+    levels = 2 if fit_dict else 1
+    rgb = images.load_image(job["image"]).rgb
+    previews = _Previews(job, send)
+
+    def on_train(p) -> None:
+        send("progress", iteration=p.iteration, total=p.total, level=0, levels=levels, loss=p.losses["g"], psnr=0.0,
+             elapsed=p.elapsed, phase="train", losses=p.losses)
+        previews.maybe(p.preview)
+
+    start = time.perf_counter()
+    trained = train.train(rgb, config, checkpoint=spec.get("checkpoint"), on_mismatch="retrain",
+                          on_progress=on_train, should_stop=should_stop)
+    expanded = apply.expand(trained.generator, rgb, scale, match=bool(spec.get("match", False)))
+    expanded_path = out_dir / EXPANDED_NAME
+    images.save_png(expanded_path, expanded)
+    result = dict(path=str(expanded_path), width=int(expanded.shape[1]), height=int(expanded.shape[0]), scale=scale,
+                  reused=trained.reused, iterations=trained.iterations, stopped=trained.stopped,
+                  message=trained.message, fit=None, preview=None, psnr=None, wavelets=0)
+    if fit_dict and not trained.stopped:
+        result.update(_fit_expansion(expanded, job, send, previews, should_stop))
+    result["seconds"] = time.perf_counter() - start
+    send("result", **result)
+
+
+def _fit_expansion(expanded, job: dict, send: Send, previews: _Previews, should_stop) -> dict:
+    from ..api import fit, write_result
+
+    def on_fit(p) -> None:
+        send("progress", iteration=p.iteration, total=p.total, level=1, levels=2, loss=p.loss, psnr=p.psnr,
+             elapsed=p.elapsed, phase="fit")
+        previews.maybe(p.preview)
+
+    name = f"{job.get('source_name') or Path(job['image']).name} expanded"
+    fitted = fit(expanded, None, _fit_config(job), on_progress=on_fit, should_stop=should_stop, source_name=name)
+    fit_json, fit_png = write_result(fitted, job["output_dir"], RESULT_STEM, "json", preview=True)
+    out = dict(fit=str(fit_json), preview=str(fit_png), psnr=fitted.psnr, wavelets=len(fitted.wavelets))
+    if fitted.stopped:
+        out.update(stopped=True, message=fitted.message)
+    return out
+
+
+JOBS = {"fit": run_fit, "sequence": run_sequence, "fit_style": run_fit_style, "stylize": run_stylize,
+        "expand": run_expand}
+
+
+def job_kind(job: dict) -> str:
+    """A job file's kind; a plain fit job with a sequence or a style is that kind of job."""
+    kind = job.get("kind") or "fit"
+    if kind == "fit" and job.get("sequence"):
+        return "sequence"
+    if kind == "fit" and job.get("style"):
+        return "fit_style"
+    return kind
+
+
+def run_job(job: dict, send: Send, should_stop) -> None:
+    kind = job_kind(job)
+    if kind not in JOBS:
+        raise ImfitError(f"unknown job kind {kind!r}. This is a bug in the add-on; please report it")
+    JOBS[kind](job, send, should_stop)

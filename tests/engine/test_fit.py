@@ -1,0 +1,147 @@
+"""The fitter on real photos: quality, determinism, warm start, stop, NaN, weights, schedule."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from support import load_rgb, psnr
+from imfit_engine.core.fit import FitConfig, fit, level_iterations, level_sizes
+from imfit_engine.core.model import SIGMA, GAMMA, WAVELENGTH, WaveletSet
+from imfit_engine.api import render_image as render_preview
+from imfit_engine.core.render import render, to_image
+
+TINY = FitConfig(num_wavelets=32, size=48, iterations=20, rescales=1, seed=3)
+
+
+@pytest.fixture(scope="module")
+def astronaut_fit():
+    """The acceptance fit: a real 128-px photo with 256 wavelets (the seed reaches ~20.7 dB here)."""
+    image = load_rgb("astronaut.png", (128, 128))
+    config = FitConfig(num_wavelets=256, size=128, iterations=100, rescales=2, seed=0)
+    return image, fit(image, None, config)
+
+
+def test_fit_quality_on_real_photo(astronaut_fit):
+    image, result = astronaut_fit
+    # measured 24.58 / 24.42 / 24.32 dB for seeds 0-2 (CPU); the seed's algorithm gets ~20.7 dB here
+    assert result.psnr >= 24.0
+    again = render_preview(result.wavelets, 128, 128)
+    assert abs(psnr(again, image) - result.psnr) < 0.05  # the stored params reproduce the reported PSNR
+    assert result.wavelets.params.shape == (256, 12)
+    assert result.wavelets.meta["metrics"]["psnr"] == result.psnr
+
+
+def test_fit_keeps_wavelets_clean(astronaut_fit):
+    """No collapsed envelopes or aliased carriers: the floors hold at the training pixel size."""
+    _, result = astronaut_fit
+    p = result.wavelets.params
+    px = 1 / 128
+    assert p[:, [SIGMA, GAMMA]].min() >= 0.5 * px * 0.999
+    assert p[:, WAVELENGTH].min() >= 2.0 * px * 0.999
+    assert np.isfinite(p).all()
+
+
+def test_deterministic_for_a_seed():
+    image = load_rgb("chelsea.png", (72, 48))
+    a = fit(image, None, TINY).wavelets.params
+    b = fit(image, None, TINY).wavelets.params
+    c = fit(image, None, FitConfig(**{**TINY.to_dict(), "seed": 4})).wavelets.params
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_non_square_source_keeps_aspect():
+    image = load_rgb("coffee.png")  # 192 x 128
+    result = fit(image, None, TINY)
+    ws = result.wavelets
+    assert (ws.width, ws.height) == (192, 128)
+    m = ws.meta["metrics"]
+    assert (m["train_width"], m["train_height"]) == (48, 32)
+    ref = load_rgb("coffee.png", (48, 32))
+    assert psnr(render_preview(ws), ref) > 18
+
+
+def test_warm_start_continues():
+    image = load_rgb("chelsea.png", (72, 48))
+    first = fit(image, None, TINY)
+    second = fit(image, None, FitConfig(**{**TINY.to_dict(), "rescales": 0}), init=first.wavelets)
+    assert second.psnr > first.psnr
+    assert len(second.wavelets) == len(first.wavelets)
+
+
+def test_should_stop_returns_best_so_far_and_progress_reports():
+    image = load_rgb("chelsea.png", (72, 48))
+    seen = []
+
+    def on_progress(p):
+        seen.append(p)
+
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return calls["n"] > 25
+
+    config = FitConfig(**{**TINY.to_dict(), "iterations": 400})
+    result = fit(image, None, config, on_progress=on_progress, should_stop=should_stop)
+    assert result.stopped and "stopped on request" in result.message
+    assert result.iterations == 25
+    assert np.isfinite(result.wavelets.params).all() and result.psnr > 10
+    assert seen and seen[-1].total == sum(level_iterations(config))
+    preview = seen[-1].preview()
+    assert preview.shape == (32, 48, 3)  # the training raster and 0 <= preview.min() and preview.max() <= 1
+
+
+def test_nan_loss_stops_and_keeps_last_good_params():
+    image = load_rgb("chelsea.png", (72, 48))
+    config = FitConfig(**{**TINY.to_dict(), "lr": float("inf")})
+    result = fit(image, None, config)
+    assert result.stopped and "non-finite" in result.message
+    assert np.isfinite(result.wavelets.params).all()
+    assert math.isfinite(result.psnr)
+
+
+def test_weight_focuses_the_fit():
+    """Weight 1 on the left half, ~0 on the right: the left half fits much better than the right."""
+    image = load_rgb("chelsea.png", (72, 48))
+    weight = np.zeros((48, 72), np.float32)
+    weight[:, :36] = 1
+    out = render_preview(fit(image, weight, FitConfig(**{**TINY.to_dict(), "size": 72})).wavelets)
+    assert psnr(out[:, :36], image[:, :36]) > psnr(out[:, 36:], image[:, 36:]) + 3
+
+
+def test_loss_terms_run():
+    image = load_rgb("chelsea.png", (72, 48))
+    config = FitConfig(**{**TINY.to_dict(), "l1": 0.5, "gradient": 0.5, "sobel": 0.1, "mutation_scale": 0.1})
+    result = fit(image, None, config)
+    assert result.psnr > 15 and np.isfinite(result.wavelets.params).all()
+
+
+def test_schedule_matches_the_seed():
+    # torch-imfit: size 256 with 2 rescales trains at 64, 128 and 256
+    assert level_sizes(512, 512, 256, 2) == [(64, 64), (128, 128), (256, 256)]
+    assert level_sizes(600, 400, 256, 1) == [(128, 86), (256, 171)]
+    assert level_iterations(FitConfig(iterations=100, rescales=2, iter_multiple=1.5)) == [300, 150, 100]
+
+
+def test_time_budget_sets_the_full_size_level_and_still_anneals():
+    """With a time budget the last level runs until the budget (measured pace), not for `iterations`."""
+    image = load_rgb("chelsea.png", (72, 48))
+    seen = []
+    config = FitConfig(**{**TINY.to_dict(), "iterations": 30, "time_budget": 2.0})
+    result = fit(image, None, config, on_progress=lambda p: seen.append((p.iteration, p.total)))
+    assert result.iterations > sum(level_iterations(config))  # it used the budget ...
+    assert 1.5 < result.seconds < 4.0  # ... and ended near it
+    assert seen[-1][0] == seen[-1][1] == result.iterations  # progress knew the new length
+    assert result.psnr > fit(image, None, FitConfig(**{**config.to_dict(), "time_budget": 0.0})).psnr
+
+
+def test_render_is_resolution_independent_for_a_fit(astronaut_fit):
+    """A fit re-rendered at 3x: the centre pixel of each 3x3 block equals the 1x pixel."""
+    _, result = astronaut_fit
+    ws: WaveletSet = result.wavelets
+    p = torch.as_tensor(ws.params)
+    small = to_image(render(p, 1.0, 128, 128))
+    big = to_image(render(p, 1.0, 384, 384))
+    assert (big[1::3, 1::3] - small).abs().max() < 1e-4
