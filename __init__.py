@@ -3,6 +3,7 @@
 It bundles the engine (``imfit_engine``, run in a worker process) and the add-on (``addon``);
 the manifest is ``blender_manifest.toml``.
 """
+
 from . import addon
 
 

@@ -7,6 +7,7 @@ registration is wired here.  No maths and no torch in this package.  Modules tha
 do not use ``from __future__ import annotations``: Blender reads those annotations as objects when it
 registers the classes.
 """
+
 from __future__ import annotations
 
 import bpy

@@ -15,12 +15,14 @@ group ``ImFit <name>`` (with a preview plane) and, with ``--blend``, the file is
 each machine) on one group.  The same entry is ``main(argv) -> int`` (0 done, 1 failed, 2 bad
 arguments or input, 130 interrupted); errors are one line ``imfit batch: error: ...`` on stderr.
 """
+
 from __future__ import annotations
 
 import os
 import sys
 
 if __name__ == "__main__" and not __package__:  # blender -b --python .../addon/batch.py -- ...
+
     def _run_installed_copy() -> int:
         """Run ``main`` of the enabled extension this file belongs to (relative imports need its package)."""
         import importlib
@@ -31,11 +33,14 @@ if __name__ == "__main__" and not __package__:  # blender -b --python .../addon/
         root = Path(__file__).resolve().parent.parent
         names = [m.__name__ for m in addon_utils.modules() if Path(m.__file__).resolve().parent == root]
         if not names:
-            print(f"imfit batch: error: {root} is not an installed Blender extension: install Gabor ImFit, or use "
-                  "blender -b -c gabor_imfit ...", file=sys.stderr)
+            print(
+                f"imfit batch: error: {root} is not an installed Blender extension: install Gabor ImFit, or use "
+                "blender -b -c gabor_imfit ...",
+                file=sys.stderr,
+            )
             return 2
         addon_utils.enable(names[0], default_set=False)
-        argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+        argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
         return importlib.import_module(f"{names[0]}.addon.batch").main(argv)
 
     sys.exit(_run_installed_copy())
@@ -81,21 +86,33 @@ class _Parser(argparse.ArgumentParser):
 def _scene_args(p) -> None:
     p.add_argument("--blend", help="save the file with the keyed node group here")
     p.add_argument("--name", help="the node group is 'ImFit NAME' (default: the frames' name)")
-    p.add_argument("--interpolation", choices=[i[0] for i in INTERPOLATIONS], default="LINEAR",
-                   help="how wavelets move between keyed frames (default %(default)s)")
+    p.add_argument(
+        "--interpolation",
+        choices=[i[0] for i in INTERPOLATIONS],
+        default="LINEAR",
+        help="how wavelets move between keyed frames (default %(default)s)",
+    )
     p.add_argument("--no-plane", action="store_true", help="no preview plane, only the node group")
-    p.add_argument("--camera", action="store_true",
-                   help="add a camera framing the plane and set the render size to the frames' size")
+    p.add_argument(
+        "--camera",
+        action="store_true",
+        help="add a camera framing the plane and set the render size to the frames' size",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Fit image sequences in the background and key them on a node group.",
-                     allow_abbrev=False)
+    parser = _Parser(
+        prog=PROG, description="Fit image sequences in the background and key them on a node group.", allow_abbrev=False
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    fit = sub.add_parser("fit", allow_abbrev=False, usage=f"{PROG} fit PATH [options]",
-                         help="fit a folder of frames or a movie, then key the result",
-                         epilog="Every other option is the engine's: see `imfit fit --help` (--num-gabors, --size, "
-                                "--iterations, --keyframes, --frames A-B, --seed, --device ...).")
+    fit = sub.add_parser(
+        "fit",
+        allow_abbrev=False,
+        usage=f"{PROG} fit PATH [options]",
+        help="fit a folder of frames or a movie, then key the result",
+        epilog="Every other option is the engine's: see `imfit fit --help` (--num-gabors, --size, "
+        "--iterations, --keyframes, --frames A-B, --seed, --device ...).",
+    )
     fit.add_argument("--output-dir", default="results", help="where each frame's fit goes (default %(default)s)")
     fit.add_argument("--python", help="the Python that runs the engine (default: the add-on's)")
     _scene_args(fit)
@@ -129,8 +146,10 @@ def _frames_folder(path: Path, out_dir: Path) -> Path:
     if not path.is_file():
         raise ImfitError(f"{path} does not exist: give a folder of frames or a movie file")
     if path.suffix.lower() not in MOVIE_SUFFIXES:
-        raise ImfitError(f"{path} is not a folder of frames or a movie ({', '.join(MOVIE_SUFFIXES)}): put the "
-                         "frames in a folder, or use `imfit fit` for a single image")
+        raise ImfitError(
+            f"{path} is not a folder of frames or a movie ({', '.join(MOVIE_SUFFIXES)}): put the "
+            "frames in a folder, or use `imfit fit` for a single image"
+        )
     movie = bpy.data.images.load(str(path), check_existing=False)
     try:
         if movie.source != "MOVIE" or movie.frame_duration < 1:
@@ -150,8 +169,17 @@ def _forward(stream, to) -> None:
 
 def _run_engine(argv: list[str], env: dict) -> int:
     """Run the engine CLI with its lines on our stdout/stderr (piped: no terminal progress bars)."""
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, encoding="utf-8", errors="replace", bufsize=1)
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        bufsize=1,
+    )
     errors = threading.Thread(target=_forward, args=(proc.stderr, sys.stderr), daemon=True)
     errors.start()
     try:
@@ -182,8 +210,12 @@ def _key(a, folders) -> int:
     files = frames_engine.collect(folders)
     gaps = frames_engine.missing_frames(files)
     if gaps:
-        print(f"imfit batch: warning: frames {gaps[0]}..{gaps[-1]} ({len(gaps)}) are missing: keys interpolate "
-              "across them (merge every shard to fill them)", file=sys.stderr, flush=True)
+        print(
+            f"imfit batch: warning: frames {gaps[0]}..{gaps[-1]} ({len(gaps)}) are missing: keys interpolate "
+            "across them (merge every shard to fill them)",
+            file=sys.stderr,
+            flush=True,
+        )
     scene = bpy.context.scene
     name = a.name or _default_name(files)
     group, plane = build_keyed_group(scene, name, files, a.interpolation, not a.no_plane)
@@ -193,8 +225,11 @@ def _key(a, folders) -> int:
         source = formats.load_json(files[0].path).meta["source"]
         preview_scene.add_camera_framing(scene, source["width"], source["height"], PLANE_HEIGHT)
         preview_scene.setup_render(scene, "CYCLES", source["width"], source["height"])
-    print(f"keyed {len(files)} frames ({first}-{last}) on node group {group.name!r}"
-          + (f" and plane {plane.name!r}" if plane else ""), flush=True)
+    print(
+        f"keyed {len(files)} frames ({first}-{last}) on node group {group.name!r}"
+        + (f" and plane {plane.name!r}" if plane else ""),
+        flush=True,
+    )
     if a.blend:
         blend = os.path.abspath(a.blend)
         os.makedirs(os.path.dirname(blend), exist_ok=True)
@@ -207,8 +242,19 @@ def _fit(a, engine_args: list[str]) -> int:
     out_dir = Path(a.output_dir)
     folder = _frames_folder(Path(a.path), out_dir)
     python, env = _engine(a)
-    argv = [python, "-u", "-m", "imfit_engine", "fit", str(folder), "--mode", "video", *engine_args,
-            "--output-dir", str(out_dir)]
+    argv = [
+        python,
+        "-u",
+        "-m",
+        "imfit_engine",
+        "fit",
+        str(folder),
+        "--mode",
+        "video",
+        *engine_args,
+        "--output-dir",
+        str(out_dir),
+    ]
     code = _run_engine(argv, env)
     if code != 0:
         return code  # the engine said why on stderr; its finished frames are kept for a re-run

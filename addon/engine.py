@@ -5,6 +5,7 @@ Installed, the extension is one package (``bl_ext.user_default.gabor_imfit``) ho
 torch-free engine modules are imported here (Blender's Python has numpy, not torch or pillow), and
 only here: the rest of the add-on imports the engine through this module.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,22 @@ from ..imfit_engine.io import atomic, export, formats, png
 from ..imfit_engine.style import config as style_config
 from ..imfit_engine.worker import protocol
 
-__all__ = ["ADDON_ID", "ENGINE_ROOT", "EXTENSION_PACKAGE", "ImfitError", "atomic", "expand_config", "export",
-           "fit_config", "formats", "model", "png", "protocol", "sequence", "style_config"]
+__all__ = [
+    "ADDON_ID",
+    "ENGINE_ROOT",
+    "EXTENSION_PACKAGE",
+    "ImfitError",
+    "atomic",
+    "expand_config",
+    "export",
+    "fit_config",
+    "formats",
+    "model",
+    "png",
+    "protocol",
+    "sequence",
+    "style_config",
+]
 
 # the extension's package, e.g. "bl_ext.user_default.gabor_imfit"; Blender keys the add-on's
 # preferences by it

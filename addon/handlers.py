@@ -11,6 +11,7 @@ texture follows the keyframes on every frame change (node_tree.on_frame_change).
 Loading a file removes modal operators, so nothing would poll a running fit any more, and its
 result belongs to the file being closed: the fit is ended before the load.
 """
+
 from __future__ import annotations
 
 import threading

@@ -8,6 +8,7 @@ PSNR at the seed's wall time, and the time we need to reach the seed's final PSN
     .venv/bin/python bench/fit_bench.py            # the full table (several minutes on 2 cores)
     .venv/bin/python bench/fit_bench.py --quick    # smaller sizes, for a smoke run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,15 +63,24 @@ def run_case(spec: dict) -> dict:
     if spec.get("trace"):
         trace.append((round(wall, 2), round(psnr, 3)))
     return {
-        "wall": wall, "psnr": psnr, "ssim": ssim(out, target), "iterations": result.iterations,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "trace": trace,
-        "size": f"{w}x{h}", "wavelets": len(result.wavelets),
+        "wall": wall,
+        "psnr": psnr,
+        "ssim": ssim(out, target),
+        "iterations": result.iterations,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "trace": trace,
+        "size": f"{w}x{h}",
+        "wavelets": len(result.wavelets),
     }
 
 
 def measure(spec: dict) -> dict:
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--case", json.dumps(spec)],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--case", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark case failed: {spec}\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -103,7 +113,10 @@ def scaling_case(spec: dict) -> dict:
         out = render_internal(internal, w / h, w, h).clamp(-1, 1)
         ((out - target) ** 2).mean().backward()
         times.append(time.perf_counter() - t0)
-    return {"ms_per_iter": 1000 * min(times[1:]), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "ms_per_iter": 1000 * min(times[1:]),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def _table(rows, header):
@@ -131,8 +144,11 @@ def main(argv=None) -> int:
     size, iters = (128, 60) if a.quick else (256, 100)
     base = {"num_wavelets": 256, "size": size, "iterations": iters, "rescales": 2, "seed": 0}
     photo = "tests/data/astronaut.png"
-    print(f"# Gabor ImFit benchmark — {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, cuda {torch.cuda.is_available()}\n", flush=True)
+    print(
+        f"# Gabor ImFit benchmark — {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, cuda {torch.cuda.is_available()}\n",
+        flush=True,
+    )
 
     seed = measure({"image": photo, "config": {**base, "preset": "seed", "device": "cpu"}})
     ours = measure({"image": photo, "config": {**base, "device": "cpu"}, "trace": True})
@@ -142,35 +158,88 @@ def main(argv=None) -> int:
     # The fused kernels' one-off compile counts in the wall time.
     # (iterations 50x with iter_multiple 0.2: 2000 and 1000 coarse iterations at the full settings)
     long_run = {"iterations": 50 * iters, "iter_multiple": 0.2, "compile": "on", "time_budget": seed["wall"]}
-    equal = measure({"image": photo, "config": {**base, "device": "cpu", **long_run},
-                     "budget": seed["wall"], "trace": True})
+    equal = measure(
+        {"image": photo, "config": {**base, "device": "cpu", **long_run}, "budget": seed["wall"], "trace": True}
+    )
     reach = time_to_reach(ours["trace"] + equal["trace"], seed["psnr"])
     rows = []
-    for name, r in (("seed preset", seed), ("ours (same settings)", ours), ("ours (seed's wall time, compiled)", equal)):
-        rows.append([name, r["wavelets"], r["size"], r["iterations"], f"{r['wall']:.1f}", f"{r['peak_rss_mb']:.0f}",
-                     f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"])
+    for name, r in (
+        ("seed preset", seed),
+        ("ours (same settings)", ours),
+        ("ours (seed's wall time, compiled)", equal),
+    ):
+        rows.append(
+            [
+                name,
+                r["wavelets"],
+                r["size"],
+                r["iterations"],
+                f"{r['wall']:.1f}",
+                f"{r['peak_rss_mb']:.0f}",
+                f"{r['psnr']:.2f}",
+                f"{r['ssim']:.3f}",
+            ]
+        )
     print(_table(rows, ["run", "wavelets", "size", "iters", "wall s", "peak RSS MB", "PSNR dB", "SSIM"]))
-    print(f"\nPSNR gain at the seed's wall time ({seed['wall']:.1f} s): {equal['psnr'] - seed['psnr']:+.2f} dB "
-          f"(target >= +4)")
-    print(f"time to reach the seed's final {seed['psnr']:.2f} dB: {reach:.1f} s = {reach / seed['wall']:.3f} of its "
-          f"time (target <= 0.1)\n", flush=True)
+    print(
+        f"\nPSNR gain at the seed's wall time ({seed['wall']:.1f} s): {equal['psnr'] - seed['psnr']:+.2f} dB "
+        f"(target >= +4)"
+    )
+    print(
+        f"time to reach the seed's final {seed['psnr']:.2f} dB: {reach:.1f} s = {reach / seed['wall']:.3f} of its "
+        f"time (target <= 0.1)\n",
+        flush=True,
+    )
 
     if not a.skip_large:
         # the target here is bounded memory: a short schedule shows the peak (it is reached every iteration)
-        big = {"num_wavelets": 4096, "size": 768, "iterations": 10 if a.quick else 40, "rescales": 2, "seed": 0,
-               "device": "cpu"}
+        big = {
+            "num_wavelets": 4096,
+            "size": 768,
+            "iterations": 10 if a.quick else 40,
+            "rescales": 2,
+            "seed": 0,
+            "device": "cpu",
+        }
         r = measure({"image": "bench/data/rocket.png", "config": big})
-        print(_table([["ours 768x512", r["wavelets"], r["size"], r["iterations"], f"{r['wall']:.1f}",
-                       f"{r['peak_rss_mb']:.0f}", f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]],
-                     ["run", "wavelets", "size", "iters", "wall s", "peak RSS MB", "PSNR dB", "SSIM"]))
+        print(
+            _table(
+                [
+                    [
+                        "ours 768x512",
+                        r["wavelets"],
+                        r["size"],
+                        r["iterations"],
+                        f"{r['wall']:.1f}",
+                        f"{r['peak_rss_mb']:.0f}",
+                        f"{r['psnr']:.2f}",
+                        f"{r['ssim']:.3f}",
+                    ]
+                ],
+                ["run", "wavelets", "size", "iters", "wall s", "peak RSS MB", "PSNR dB", "SSIM"],
+            )
+        )
         print(f"peak RSS {r['peak_rss_mb'] / 1024:.2f} GB (target <= 3 GB)\n", flush=True)
 
     rows = []
     counts = [256, 1024, 4096] if a.quick else [256, 1024, 4096, 16384]
     for n in counts:
-        r = json.loads(subprocess.run([sys.executable, str(Path(__file__).resolve()), "--scaling-case", json.dumps(
-            {"image": photo, "n": n, "width": 256, "height": 256})], capture_output=True, text=True, cwd=REPO,
-            check=True).stdout.strip().splitlines()[-1])
+        r = json.loads(
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--scaling-case",
+                    json.dumps({"image": photo, "n": n, "width": 256, "height": 256}),
+                ],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         rows.append([n, "256x256", f"{r['ms_per_iter']:.0f}", f"{r['peak_rss_mb']:.0f}"])
     print("Scaling (one fit iteration: render + backward, wavelets sized for N):")
     print(_table(rows, ["wavelets", "size", "ms/iter", "peak RSS MB"]))

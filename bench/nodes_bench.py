@@ -7,6 +7,7 @@
 Each row builds the group in a fresh scene, renders the preview plane once (emission,
 Standard view transform, pixel centres) and compares with the engine's reference image.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from blender_util import (  # noqa: E402
+from blender_util import (
     addon_module,
     max_error_255,
     preview_scene,

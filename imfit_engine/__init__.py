@@ -13,6 +13,7 @@ Python can use the torch-free parts)::
 Subpackages: ``core`` (model, renderer, fitter), ``io`` (files), ``style``, ``expand``, ``sequence``,
 ``cli`` (the ``imfit`` command) and ``worker`` (the Blender worker process); see ARCHITECTURE.md.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -34,8 +35,19 @@ _EXPORTS = {
     "load": "api",
     "save": "api",
 }
-__all__ = ["COLUMNS", "FitConfig", "FitResult", "ImfitError", "Progress", "WaveletSet", "fit", "fit_file", "load",
-           "render_image", "save"]
+__all__ = [
+    "COLUMNS",
+    "FitConfig",
+    "FitResult",
+    "ImfitError",
+    "Progress",
+    "WaveletSet",
+    "fit",
+    "fit_file",
+    "load",
+    "render_image",
+    "save",
+]
 
 if TYPE_CHECKING:
     from .api import fit, fit_file, load, render_image, save

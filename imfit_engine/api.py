@@ -6,11 +6,13 @@ CLI, the Blender worker and the sequence code share.
     imfit.save(result.wavelets, "photo.json")
     picture = imfit.render_image(imfit.load("photo.json"), 1920)  # (H, W, 3) in [0, 1]
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -55,8 +57,9 @@ def fit(
         ``iterations``, ``stopped`` and ``message`` (why it stopped early).
     """
     kwargs = {"init": init} if init is not None else {}
-    return PRESETS[config.preset](image, weight, config, on_progress=on_progress, should_stop=should_stop,
-                                  source_name=source_name, **kwargs)
+    return PRESETS[config.preset](
+        image, weight, config, on_progress=on_progress, should_stop=should_stop, source_name=source_name, **kwargs
+    )
 
 
 def load_inputs(image_path, weight_path=None) -> tuple[np.ndarray, Optional[np.ndarray]]:
@@ -98,8 +101,15 @@ def fit_file(
         ImfitError: naming the file when it cannot be read or holds nothing to fit.
     """
     rgb, weight = load_inputs(image_path, weight_path)
-    result = fit(rgb, weight, config, init=init, on_progress=on_progress, should_stop=should_stop,
-                 source_name=Path(image_path).name)
+    result = fit(
+        rgb,
+        weight,
+        config,
+        init=init,
+        on_progress=on_progress,
+        should_stop=should_stop,
+        source_name=Path(image_path).name,
+    )
     if result.message:
         log.warning("%s: %s", image_path, result.message)
     return result

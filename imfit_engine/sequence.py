@@ -36,18 +36,20 @@ when frames are read back (``aligned_frames``), never in the files, so shards st
 difference between the re-synthesis' change and the source's change (change the source does not
 have), with both mean changes alongside.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
-from .core.model import GAMMA, PHASE, SIGMA, THETA, U, V, WAVELENGTH, WaveletSet
+from .core.model import GAMMA, PHASE, SIGMA, THETA, WAVELENGTH, U, V, WaveletSet
 from .errors import ImfitError
 from .io import formats
 
@@ -91,8 +93,10 @@ class Flicker:
     pairs: int
 
     def describe(self) -> str:
-        return (f"flicker {self.flicker * 255:.2f}/255 (the re-synthesis changes {self.fit_change * 255:.2f}/255 "
-                f"per frame, the source {self.source_change * 255:.2f}/255; {self.pairs} frame pairs)")
+        return (
+            f"flicker {self.flicker * 255:.2f}/255 (the re-synthesis changes {self.fit_change * 255:.2f}/255 "
+            f"per frame, the source {self.source_change * 255:.2f}/255; {self.pairs} frame pairs)"
+        )
 
 
 @dataclass
@@ -130,8 +134,10 @@ def folder_frames(folder, weight_arg=None) -> list[Frame]:
     stems = [p.stem for p in paths]
     if len(set(stems)) != len(stems):
         twice = sorted({s for s in stems if stems.count(s) > 1})
-        raise ImfitError(f"folder {folder} holds several images named {twice[0]} (e.g. .png and .jpg): a sequence "
-                         "needs one file per frame name. Remove the extra files")
+        raise ImfitError(
+            f"folder {folder} holds several images named {twice[0]} (e.g. .png and .jpg): a sequence "
+            "needs one file per frame name. Remove the extra files"
+        )
     numbers = [frame_number(s) for s in stems]
     if None in numbers or len(set(numbers)) != len(numbers) or numbers != sorted(numbers):
         numbers = list(range(1, len(paths) + 1))
@@ -157,8 +163,10 @@ def _check_frames(frames: list[Frame], keyframe_interval: int) -> None:
         raise ImfitError(f"the keyframe interval must be at least 1, got {keyframe_interval}")
     numbers = [f.number for f in frames]
     if any(b <= a for a, b in zip(numbers, numbers[1:])):
-        raise ImfitError("the sequence's frame numbers must increase from frame to frame, got "
-                         f"{numbers[:8]}{'...' if len(numbers) > 8 else ''}")
+        raise ImfitError(
+            "the sequence's frame numbers must increase from frame to frame, got "
+            f"{numbers[:8]}{'...' if len(numbers) > 8 else ''}"
+        )
     names = [f.name for f in frames if f.image is not None or f.stem]
     if len(set(names)) != len(names):
         raise ImfitError("two frames of the sequence have the same file name: each frame needs its own name")
@@ -169,8 +177,9 @@ def planned_positions(numbers: list[int], keyframe_interval: int, select=None) -
     wanted = {p for p, n in enumerate(numbers) if select is None or select[0] <= n <= select[1]}
     if not wanted:
         span = f"{numbers[0]}-{numbers[-1]}" if numbers else "none"
-        raise ImfitError(f"frames {select[0]}-{select[1]} select none of the sequence's frames ({span}): "
-                         "choose a range inside it")
+        raise ImfitError(
+            f"frames {select[0]}-{select[1]} select none of the sequence's frames ({span}): choose a range inside it"
+        )
     first = min(wanted)
     return range(first - first % keyframe_interval, max(wanted) + 1), wanted
 
@@ -182,8 +191,14 @@ def frame_config(config, number: int, keyframe: bool):
 
 def _frame_record(frame: Frame, position: int, keyframe_interval: int, warm_from) -> dict:
     segment = position - position % keyframe_interval
-    return {"frame": frame.number, "position": position, "keyframe": position == segment,
-            "segment": segment, "keyframe_interval": keyframe_interval, "warm_from": warm_from}
+    return {
+        "frame": frame.number,
+        "position": position,
+        "keyframe": position == segment,
+        "segment": segment,
+        "keyframe_interval": keyframe_interval,
+        "warm_from": warm_from,
+    }
 
 
 def _comparable(settings: dict) -> dict:
@@ -198,9 +213,11 @@ def _finished(path: Path, record: dict, settings: dict) -> Optional[WaveletSet]:
     ws = formats.load_json(path)
     stored = ws.meta.get("metrics", {}).get(META_KEY)
     if stored != record or _comparable(ws.meta.get("settings", {})) != _comparable(settings):
-        raise ImfitError(f"{path} holds a fit made by another run (other settings, keyframe interval or frame "
-                         "numbering), so this run cannot resume from it. Use another output folder, or delete "
-                         "the old frame files")
+        raise ImfitError(
+            f"{path} holds a fit made by another run (other settings, keyframe interval or frame "
+            "numbering), so this run cannot resume from it. Use another output folder, or delete "
+            "the old frame files"
+        )
     return ws
 
 
@@ -235,10 +252,16 @@ def fit_sequence(
     for position in fitted:
         frame = frames[position]
         if frame.image is None:
-            raise ImfitError(f"frame {frame.number} has no image file, but fitting frames {select} needs it "
-                             "(a warm start begins at its segment's keyframe). This is a bug in the caller")
-        record = _frame_record(frame, position, keyframe_interval,
-                               None if position % keyframe_interval == 0 else frames[position - 1].number)
+            raise ImfitError(
+                f"frame {frame.number} has no image file, but fitting frames {select} needs it "
+                "(a warm start begins at its segment's keyframe). This is a bug in the caller"
+            )
+        record = _frame_record(
+            frame,
+            position,
+            keyframe_interval,
+            None if position % keyframe_interval == 0 else frames[position - 1].number,
+        )
         cfg = frame_config(config, frame.number, record["keyframe"])
         path = out_dir / f"{frame.name}.json"
         existing = _finished(path, record, cfg.to_dict())
@@ -246,8 +269,20 @@ def fit_sequence(
             previous = existing
             if position in wanted:
                 m = existing.meta["metrics"]
-                done.append(FrameDone(frame.number, position, len(wanted), len(done) + 1, path, m.get("psnr", math.nan),
-                                      m.get("seconds", 0.0), record["keyframe"], True, len(existing)))
+                done.append(
+                    FrameDone(
+                        frame.number,
+                        position,
+                        len(wanted),
+                        len(done) + 1,
+                        path,
+                        m.get("psnr", math.nan),
+                        m.get("seconds", 0.0),
+                        record["keyframe"],
+                        True,
+                        len(existing),
+                    )
+                )
                 if on_frame:
                     on_frame(done[-1])
             continue
@@ -256,8 +291,7 @@ def fit_sequence(
             break
         progress = (lambda p, frame=frame: on_progress(frame, p)) if on_progress else None
         init = None if record["keyframe"] else previous
-        result = api.fit_file(frame.image, frame.weight, cfg, init=init, on_progress=progress,
-                                         should_stop=stop)
+        result = api.fit_file(frame.image, frame.weight, cfg, init=init, on_progress=progress, should_stop=stop)
         if result.stopped and stop():
             stopped = True  # half a frame would not match an uninterrupted run: not written
             break
@@ -265,8 +299,20 @@ def fit_sequence(
         previous = result.wavelets
         if position in wanted:
             written = api.write_result(result, out_dir, frame.name, fmt, preview=preview)
-            done.append(FrameDone(frame.number, position, len(wanted), len(done) + 1, written[0], result.psnr,
-                                  result.seconds, record["keyframe"], False, len(result.wavelets)))
+            done.append(
+                FrameDone(
+                    frame.number,
+                    position,
+                    len(wanted),
+                    len(done) + 1,
+                    written[0],
+                    result.psnr,
+                    result.seconds,
+                    record["keyframe"],
+                    False,
+                    len(result.wavelets),
+                )
+            )
             if on_frame:
                 on_frame(done[-1])
     run = SequenceRun(done, stopped)
@@ -328,8 +374,9 @@ def collect(folders: Iterable) -> list[FrameFile]:
     folders = [Path(f) for f in folders]
     for folder in folders:
         if not folder.is_dir():
-            raise ImfitError(f"sequence folder {folder} does not exist or is not a folder. Give the --output-dir of "
-                             "a sequence fit")
+            raise ImfitError(
+                f"sequence folder {folder} does not exist or is not a folder. Give the --output-dir of a sequence fit"
+            )
         for path in sorted(folder.glob("*.json")):
             if path.name.startswith("."):
                 continue  # an atomic write's temp file
@@ -343,22 +390,30 @@ def collect(folders: Iterable) -> list[FrameFile]:
             item = FrameFile(number, record["segment"], path)
             if number in found:
                 if not np.array_equal(found[number][1].params, ws.params):
-                    raise ImfitError(f"frame {number} is in {found[number][0].path} and {path} with different fits: "
-                                     "those folders come from different runs. Merge the shards of one run only")
+                    raise ImfitError(
+                        f"frame {number} is in {found[number][0].path} and {path} with different fits: "
+                        "those folders come from different runs. Merge the shards of one run only"
+                    )
                 continue
             found[number] = (item, ws)
     if not found:
-        raise ImfitError(f"no sequence frames in {', '.join(map(str, folders))}: give the --output-dir of a "
-                         "sequence fit (its <frame>.json files)")
+        raise ImfitError(
+            f"no sequence frames in {', '.join(map(str, folders))}: give the --output-dir of a "
+            "sequence fit (its <frame>.json files)"
+        )
     if len(intervals) > 1 or len(shapes) > 1:
-        raise ImfitError(f"the frames in {', '.join(map(str, folders))} come from different runs (keyframe intervals "
-                         f"{sorted(intervals)}, wavelet counts and sizes {sorted(shapes)}). Merge one run's shards "
-                         "only")
+        raise ImfitError(
+            f"the frames in {', '.join(map(str, folders))} come from different runs (keyframe intervals "
+            f"{sorted(intervals)}, wavelet counts and sizes {sorted(shapes)}). Merge one run's shards "
+            "only"
+        )
     files = [found[n][0] for n in sorted(found)]
     segments = [f.segment for f in files]
     if segments != sorted(segments):
-        raise ImfitError("the frames' positions do not follow their numbers: the folders come from different "
-                         "sequences. Merge one run's shards only")
+        raise ImfitError(
+            "the frames' positions do not follow their numbers: the folders come from different "
+            "sequences. Merge one run's shards only"
+        )
     return files
 
 
@@ -372,6 +427,7 @@ def missing_frames(files: list[FrameFile]) -> list[int]:
 def _cost(previous: np.ndarray, current: np.ndarray, aspect: float) -> np.ndarray:
     """(N, N) float32 matching cost: squared centre distance in units of the envelopes' sizes, plus
     squared log ratios of size and wavelength (in place: a 4096-wavelet matrix is 64 MB)."""
+
     def parts(p):
         p = p.astype(np.float32)
         log_size = 0.5 * (np.log(p[:, SIGMA]) + np.log(p[:, GAMMA]))
@@ -431,8 +487,10 @@ def aligned_frames(files: Iterable[FrameFile]) -> Iterator[tuple[int, WaveletSet
         ws = formats.load_json(item.path)
         p = ws.params.astype(np.float64)
         if previous is not None and len(p) != len(previous):
-            raise ImfitError(f"{item.path} has {len(p)} wavelets, the frames before it {len(previous)}: "
-                             "a sequence keeps one count. Merge one run's frames only")
+            raise ImfitError(
+                f"{item.path} has {len(p)} wavelets, the frames before it {len(previous)}: "
+                "a sequence keeps one count. Merge one run's frames only"
+            )
         if item.segment != segment:
             segment = item.segment
             if previous is None:

@@ -6,6 +6,7 @@ same pixel centres as ``imfit_engine.render``.  The image is saved as a 16-bit P
 the scene's view transform (display space) and read back raw, so a test compares what a
 user would see against ``to_image(render_reference(...))``.
 """
+
 from __future__ import annotations
 
 import glob
@@ -139,8 +140,9 @@ def render_display(scene, frame: int | None = None) -> tuple[np.ndarray, float]:
         return read_png16(path), seconds
 
 
-def preview_scene(node_tree, params, width: int, height: int, engine: str = "CYCLES", name: str = "test",
-                  backend: str | None = None):
+def preview_scene(
+    node_tree, params, width: int, height: int, engine: str = "CYCLES", name: str = "test", backend: str | None = None
+):
     """A fresh scene showing ``params`` on the add-on's preview plane, framed exactly.
 
     Returns (scene, group, plane object, build seconds).
@@ -148,8 +150,7 @@ def preview_scene(node_tree, params, width: int, height: int, engine: str = "CYC
     scene = fresh_scene()
     aspect = width / height
     t0 = time.perf_counter()
-    group = node_tree.build_wavelet_group(name, params, aspect,
-                                          backend=backend or node_tree.backend_for_engine(engine))
+    group = node_tree.build_wavelet_group(name, params, aspect, backend=backend or node_tree.backend_for_engine(engine))
     seconds = time.perf_counter() - t0
     plane = addon_module("nodes.plane").create_preview_plane(scene, group, width, height, name)
     scene_setup = addon_module("nodes.scene")

@@ -3,6 +3,7 @@
 ``BLENDER_USER_RESOURCES`` must be set before anything imports bpy, so tests never read or
 write the real user's Blender configuration (preferences, extension folders).
 """
+
 from __future__ import annotations
 
 import sys
@@ -12,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tools"))
-import dev_extension  # noqa: E402  (the sandbox must be set before anything imports bpy)
+import dev_extension
 
 dev_extension.sandbox_user_resources()
 EXTENSION_ID = dev_extension.EXTENSION_ID

@@ -1,4 +1,5 @@
 """Shared helpers for the engine tests: realistic random fields and the test photos."""
+
 from pathlib import Path
 
 import numpy as np

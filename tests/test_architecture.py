@@ -1,15 +1,17 @@
 """The rules of ARCHITECTURE.md, checked on the source: no private names across modules, no import cycles,
 the engine never imports bpy and the add-on never torch, and what the add-on imports stays torch-free."""
+
 from __future__ import annotations
 
 import ast
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
+
 from support import REPO
 
 PACKAGES = ("imfit_engine", "addon")
@@ -71,8 +73,13 @@ def test_no_module_imports_another_modules_private_names():
                 alias = next(a for a in node.names if a.name == (name or target))
                 bound.add(alias.asname or (name or target).split(".")[0])
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound
-                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in bound
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
                 found.append(f"{module}:{node.lineno} uses {node.value.id}.{node.attr}")
     assert not found, "private names used across modules:\n" + "\n".join(found)
 
@@ -85,7 +92,7 @@ def test_no_import_cycles():
         state[module] = "open"
         for target in sorted(graph[module]):
             if state.get(target) == "open":
-                cycles.append(" -> ".join(path[path.index(target):] + [target]))
+                cycles.append(" -> ".join(path[path.index(target) :] + [target]))
             elif target not in state:
                 visit(target, path + [target])
         state[module] = "done"
@@ -96,20 +103,28 @@ def test_no_import_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
-@pytest.mark.parametrize("package, forbidden", [("imfit_engine", {"bpy", "bpy_extras", "mathutils"}),
-                                                ("addon", {"torch", "PIL"})])
+@pytest.mark.parametrize(
+    "package, forbidden", [("imfit_engine", {"bpy", "bpy_extras", "mathutils"}), ("addon", {"torch", "PIL"})]
+)
 def test_layers_keep_to_their_side(package, forbidden):
-    found = [f"{module}:{node.lineno} imports {target}" for module in MODULES if module.startswith(package)
-             for target, _, node in _imports(module) if target.split(".")[0] in forbidden]
+    found = [
+        f"{module}:{node.lineno} imports {target}"
+        for module in MODULES
+        if module.startswith(package)
+        for target, _, node in _imports(module)
+        if target.split(".")[0] in forbidden
+    ]
     assert not found, "\n".join(found)
 
 
 def test_what_the_addon_imports_loads_neither_torch_nor_pillow():
     """Blender's Python has numpy but no torch or pillow: the engine modules the add-on imports (addon/engine.py)
     and the public package itself must not pull them in."""
-    script = ("import json, sys; sys.path.insert(0, sys.argv[1]); import tests.blender_util as u; "
-              "u.package_module('addon.engine'); import imfit_engine; imfit_engine.WaveletSet; imfit_engine.FitConfig; "
-              "print(json.dumps(sorted({'torch', 'PIL'} & set(sys.modules))))")
+    script = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import tests.blender_util as u; "
+        "u.package_module('addon.engine'); import imfit_engine; imfit_engine.WaveletSet; imfit_engine.FitConfig; "
+        "print(json.dumps(sorted({'torch', 'PIL'} & set(sys.modules))))"
+    )
     done = subprocess.run([sys.executable, "-c", script, str(REPO)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []

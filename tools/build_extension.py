@@ -3,6 +3,7 @@
 Blender's ``blender_ext.py`` ships inside the ``bpy`` package; this finds it without importing
 bpy (which takes seconds) and runs ``validate`` then ``build``.
 """
+
 from __future__ import annotations
 
 import argparse

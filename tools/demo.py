@@ -5,6 +5,7 @@ Blender (the bpy module) fits the photo through the extension's operator, which 
 renders it (emission, Standard view transform) at the photo's full size, `out/demo.blend` and
 `out/demo.png` are saved, and the PSNR of that render against the photo is printed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,17 +41,20 @@ def main(argv=None) -> int:
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     dev_extension.enable(tempfile.mkdtemp(prefix="imfit-demo-ext-"))
-    from bl_ext.imfit_dev.gabor_imfit.addon.nodes import plane, scene as preview_scene
+    from bl_ext.imfit_dev.gabor_imfit.addon.nodes import plane
+    from bl_ext.imfit_dev.gabor_imfit.addon.nodes import scene as preview_scene
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     image = bpy.data.images.load(a.image)
     width, height = image.size
-    print(f"fitting {Path(a.image).name} ({width}x{height}) with {a.num_wavelets} wavelets at {a.size} px ...",
-          flush=True)
+    print(
+        f"fitting {Path(a.image).name} ({width}x{height}) with {a.num_wavelets} wavelets at {a.size} px ...", flush=True
+    )
     t0 = time.perf_counter()
-    result = bpy.ops.imfit.fit(image=image.name, num_wavelets=a.num_wavelets, size=a.size,
-                               iterations=a.iterations, create_plane=True)
+    result = bpy.ops.imfit.fit(
+        image=image.name, num_wavelets=a.num_wavelets, size=a.size, iterations=a.iterations, create_plane=True
+    )
     if result != {"FINISHED"}:
         print("demo: the fit did not finish", file=sys.stderr)
         return 1

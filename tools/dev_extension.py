@@ -4,6 +4,7 @@ Blender's user folder goes to a throwaway sandbox (set before bpy is imported, s
 or writes the real user's configuration), and the checkout is enabled through a local extension
 repository whose `gabor_imfit` entry links here: the same import path as an installed extension.
 """
+
 from __future__ import annotations
 
 import atexit

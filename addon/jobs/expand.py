@@ -6,6 +6,7 @@ group, as a fitted image does.  The generator is cached per image and preset in 
 (``cache_path``): a second expansion of the same pixels reuses it, a stopped training resumes, and an image
 whose pixels changed trains anew (the worker compares the checkpoint's fingerprint of the pixels).
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,19 @@ class ExpandJob(fit_job.FitJob):
 
     kind = "expand"
 
-    def __init__(self, scene, image, config: dict | None, *, preset: str, scale: int, overrides: dict,
-                 checkpoint: str | None, match: bool = False, **kwargs):
+    def __init__(
+        self,
+        scene,
+        image,
+        config: dict | None,
+        *,
+        preset: str,
+        scale: int,
+        overrides: dict,
+        checkpoint: str | None,
+        match: bool = False,
+        **kwargs,
+    ):
         self.preset, self.scale, self.match = preset, int(scale), bool(match)
         self.overrides, self.checkpoint = dict(overrides), checkpoint
         self.phase, self.losses = "train", {}
@@ -57,8 +69,13 @@ class ExpandJob(fit_job.FitJob):
 
     def _inputs(self, image, weight, init_json) -> dict:
         fields = super()._inputs(image, None, None)
-        fields["expand"] = {"preset": self.preset, "scale": self.scale, "overrides": self.overrides,
-                            "checkpoint": self.checkpoint, "match": self.match}
+        fields["expand"] = {
+            "preset": self.preset,
+            "scale": self.scale,
+            "overrides": self.overrides,
+            "checkpoint": self.checkpoint,
+            "match": self.match,
+        }
         return fields
 
     def progress_text(self) -> str:
@@ -96,17 +113,25 @@ class ExpandJob(fit_job.FitJob):
         expand_settings = scene.imfit_expand
         expand_settings.result_image = image.name
         expand_settings.result_reused = bool(m["reused"])
-        self.result = dict(m, image=image.name, group=group.name if group else None,
-                           plane=plane.name if plane else None, wavelets=wavelets)
+        self.result = dict(
+            m,
+            image=image.name,
+            group=group.name if group else None,
+            plane=plane.name if plane else None,
+            wavelets=wavelets,
+        )
 
     def summary(self) -> str:
         r = self.result
-        how = ("reused the generator trained for it" if r["reused"]
-               else f"generator trained {r['iterations']} iterations")
+        how = (
+            "reused the generator trained for it" if r["reused"] else f"generator trained {r['iterations']} iterations"
+        )
         fit = f", {r['wavelets']} wavelets at PSNR {r['psnr']:.2f} dB" if r.get("wavelets") else ""
         stopped = f" ({r.get('message') or 'stopped early'})" if r.get("stopped") else ""
-        return (f"ImFit: {self.image_name} expanded {r['scale']}x to image {r['image']!r} "
-                f"({r['width']}x{r['height']}); {how}{fit}, {r['seconds']:.1f} s{stopped}")
+        return (
+            f"ImFit: {self.image_name} expanded {r['scale']}x to image {r['image']!r} "
+            f"({r['width']}x{r['height']}); {how}{fit}, {r['seconds']:.1f} s{stopped}"
+        )
 
 
 def _replace_image(path: str, name: str):

@@ -2,6 +2,7 @@
 applies the result.  The same ``tick`` drives it from a modal timer in the UI and from a
 blocking loop in background mode (where timers and modal handlers never run).
 """
+
 from __future__ import annotations
 
 import json
@@ -53,9 +54,19 @@ class FitJob:
 
     kind = "fit"  # the worker's job kind (imfit_engine.worker.jobs.JOBS); other jobs derive from this one
 
-    def __init__(self, scene, image, weight, config: dict, *, python: str, env: dict,
-                 create_plane: bool = True, init_json: str | None = None,
-                 preview_seconds: float = PREVIEW_SECONDS):
+    def __init__(
+        self,
+        scene,
+        image,
+        weight,
+        config: dict,
+        *,
+        python: str,
+        env: dict,
+        create_plane: bool = True,
+        init_json: str | None = None,
+        preview_seconds: float = PREVIEW_SECONDS,
+    ):
         self.scene_name = scene.name
         self.image_name = image.name
         self.create_plane = create_plane
@@ -86,8 +97,14 @@ class FitJob:
         return {"image": source, "weight": inputs.weight_input(weight, self.folder), "init": init_path}
 
     def _write_job(self, image, weight, config, init_json, preview_seconds) -> str:
-        job = dict(self._inputs(image, weight, init_json), kind=self.kind, config=config,
-                   output_dir=os.path.join(self.folder, "out"), preview_seconds=preview_seconds, source_name=image.name)
+        job = dict(
+            self._inputs(image, weight, init_json),
+            kind=self.kind,
+            config=config,
+            output_dir=os.path.join(self.folder, "out"),
+            preview_seconds=preview_seconds,
+            source_name=image.name,
+        )
         job_path = os.path.join(self.folder, "job.json")
         atomic.write_atomic(job_path, json.dumps(job, indent=1))
         return job_path
@@ -186,8 +203,11 @@ class FitJob:
         self.running = False
         if self.result is None and self.error is None:
             last = (m["stderr"].strip().splitlines() or [""])[-1][:300]
-            self.error = (f"the engine ({self.python}) {exit_description(m['returncode'])} before sending a result"
-                          + (f": {last}" if last else "") + ". Press Check in Preferences > Add-ons > Gabor ImFit")
+            self.error = (
+                f"the engine ({self.python}) {exit_description(m['returncode'])} before sending a result"
+                + (f": {last}" if last else "")
+                + ". Press Check in Preferences > Add-ons > Gabor ImFit"
+            )
         self.close()
 
     def _apply_result(self, m: dict) -> None:
@@ -212,8 +232,10 @@ class FitJob:
     def summary(self) -> str:
         r = self.result
         stopped = f" ({r.get('message') or 'stopped early'}; best result kept)" if r["stopped"] else ""
-        return (f"ImFit: {r['wavelets']} wavelets fitted to {self.image_name}, PSNR {r['psnr']:.2f} dB "
-                f"in {r['seconds']:.1f} s{stopped}")
+        return (
+            f"ImFit: {r['wavelets']} wavelets fitted to {self.image_name}, PSNR {r['psnr']:.2f} dB "
+            f"in {r['seconds']:.1f} s{stopped}"
+        )
 
 
 def shutdown_active() -> None:

@@ -4,6 +4,7 @@ The engine always fits the stored, display-encoded values.  Byte images hold tho
 float images are scene-linear in Blender, so their pixels are sRGB-encoded before writing
 (unless their colour space is non-colour data).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,10 @@ def pixels(image: bpy.types.Image, any_source: bool = False) -> np.ndarray:
         raise ImfitError(f"image {image.name} is a {image.source.lower()}: pick a single still image")
     width, height = image.size
     if width == 0 or height == 0:  # reading the size loads the image; a missing file gives 0 x 0
-        raise ImfitError(f"image {image.name} has no pixels (is its file missing? {image.filepath or 'no path'}). "
-                         "Reload or relink it in the Image Editor")
+        raise ImfitError(
+            f"image {image.name} has no pixels (is its file missing? {image.filepath or 'no path'}). "
+            "Reload or relink it in the Image Editor"
+        )
     channels = image.channels
     buffer = np.empty(width * height * channels, np.float32)
     image.pixels.foreach_get(buffer)
@@ -108,6 +111,5 @@ def source_image(context, name: str = ""):
         return image
     image = context.scene.imfit.image or image_in_editor(context)
     if image is None:
-        raise ImfitError("no image to fit: choose one in the ImFit tab of the sidebar, or open one in the "
-                         "Image Editor")
+        raise ImfitError("no image to fit: choose one in the ImFit tab of the sidebar, or open one in the Image Editor")
     return image

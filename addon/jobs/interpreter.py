@@ -1,4 +1,5 @@
 """Which Python runs the engine, with what on its path, and what it offers (the probe)."""
+
 from __future__ import annotations
 
 import json
@@ -29,11 +30,15 @@ def engine_python(prefs) -> tuple[str, dict]:
     if prefs.python_source == "EXTERNAL":
         python = bpy.path.abspath(prefs.python_path.strip()) if prefs.python_path.strip() else ""
         if not python:
-            raise ImfitError("no external Python is set: enter its path in Preferences > Add-ons > Gabor ImFit, "
-                             "or switch the engine back to Blender's Python")
+            raise ImfitError(
+                "no external Python is set: enter its path in Preferences > Add-ons > Gabor ImFit, "
+                "or switch the engine back to Blender's Python"
+            )
         if not (os.path.isfile(python) and os.access(python, os.X_OK)):
-            raise ImfitError(f"the external Python {python} does not exist or is not executable: fix its path in "
-                             "Preferences > Add-ons > Gabor ImFit")
+            raise ImfitError(
+                f"the external Python {python} does not exist or is not executable: fix its path in "
+                "Preferences > Add-ons > Gabor ImFit"
+            )
     else:
         python = sys.executable
         site = site_folder()
@@ -62,8 +67,14 @@ def probe(prefs) -> dict:
 def run_probe(python: str, env: dict) -> dict:
     """The probe itself: no bpy, so it may run on a thread while the UI stays responsive."""
     try:
-        done = subprocess.run(protocol.module_command(python, "probe"), env=env, capture_output=True, text=True,
-                              timeout=PROBE_TIMEOUT, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            protocol.module_command(python, "probe"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return {"python": python, "error": f"cannot run {python}: {e}"}
     for line in done.stdout.splitlines():

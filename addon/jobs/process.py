@@ -5,6 +5,7 @@ worker can never freeze it.  The last message is always ``{"type": "exit", ...}`
 by the stdout reader once the process has ended, with its exit code and the tail of stderr:
 a worker that dies without a result is noticed through it.  No bpy here.
 """
+
 from __future__ import annotations
 
 import collections
@@ -47,14 +48,24 @@ class WorkerProcess:
     def start(self) -> None:
         try:
             self._proc = subprocess.Popen(
-                self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=self.env, cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1,
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.env,
+                cwd=self.cwd,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                bufsize=1,
                 # its own session: a Ctrl-C in Blender's terminal must not kill the fit's result
                 start_new_session=(os.name == "posix"),
             )
         except OSError as e:
-            raise ImfitError(f"cannot start the engine's Python {self.argv[0]}: {e.strerror or e}. "
-                             "Check the Python path in the ImFit add-on preferences") from None
+            raise ImfitError(
+                f"cannot start the engine's Python {self.argv[0]}: {e.strerror or e}. "
+                "Check the Python path in the ImFit add-on preferences"
+            ) from None
         self._stderr_thread = threading.Thread(target=self._read_stderr, name="imfit-stderr", daemon=True)
         self._stderr_thread.start()
         threading.Thread(target=self._read_stdout, name="imfit-stdout", daemon=True).start()

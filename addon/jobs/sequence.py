@@ -8,16 +8,16 @@ on disk for a sequence, 1..duration for a movie).  Sequence files the worker can
 as they are; other files and movie frames are decoded by Blender one at a time into 16-bit PNGs
 in the job folder (on disk: never all frames in memory).
 
-The keyed group is the still fit's group (``nodes.stored.build_nodes``, keyed by ``nodes.keyframes``) with every wavelet socket
-keyed at every frame, wavelet identity kept across cold keyframes (``aligned_frames``).
+The keyed group is the still fit's group (``nodes.stored.build_nodes``) with every wavelet socket keyed at
+every frame (``nodes.keyframes``), wavelet identity kept across cold keyframes (``aligned_frames``).
 """
+
 from __future__ import annotations
 
 import os
 import re
 
 import bpy
-import numpy as np
 
 from ..engine import ImfitError, png
 from ..engine import sequence as frames_engine
@@ -54,33 +54,41 @@ def _sequence_files(image) -> dict[int, str]:
     stem, suffix = os.path.splitext(name)
     match = re.search(r"\d+(?!.*\d)", stem)
     if match is None:
-        raise ImfitError(f"image sequence {image.name}: its file name {name} has no frame number. Name the frames "
-                         "like shot_0001.png")
-    pattern = re.compile(re.escape(stem[:match.start()]) + r"(\d+)" + re.escape(stem[match.end():] + suffix) + r"\Z")
+        raise ImfitError(
+            f"image sequence {image.name}: its file name {name} has no frame number. Name the frames like shot_0001.png"
+        )
+    pattern = re.compile(re.escape(stem[: match.start()]) + r"(\d+)" + re.escape(stem[match.end() :] + suffix) + r"\Z")
     try:
         entries = os.listdir(folder)
     except OSError as e:
-        raise ImfitError(f"image sequence {image.name}: cannot list its folder {folder} ({e.strerror or e}). "
-                         "Relink the image") from None
+        raise ImfitError(
+            f"image sequence {image.name}: cannot list its folder {folder} ({e.strerror or e}). Relink the image"
+        ) from None
     return {int(m.group(1)): os.path.join(folder, entry) for entry in entries if (m := pattern.match(entry))}
 
 
 def image_frames(image) -> list[tuple[int, int]]:
     """(scene frame, image frame) pairs to fit, in order (see the module docstring)."""
     if image.source not in SOURCES:
-        raise ImfitError(f"image {image.name} is a single {image.source.lower()} image, not a sequence or movie: "
-                         "use Fit, or open the frames as an image sequence (Image > Open, Sequence)")
+        raise ImfitError(
+            f"image {image.name} is a single {image.source.lower()} image, not a sequence or movie: "
+            "use Fit, or open the frames as an image sequence (Image > Open, Sequence)"
+        )
     available = set(range(1, image.frame_duration + 1)) if image.source == "MOVIE" else set(_sequence_files(image))
     user = _image_user(image)
     if user is None:
         pairs = [(n, n) for n in sorted(available)]
     else:
-        pairs = [(f, f - user.frame_start + 1 + user.frame_offset)
-                 for f in range(user.frame_start, user.frame_start + user.frame_duration)]
+        pairs = [
+            (f, f - user.frame_start + 1 + user.frame_offset)
+            for f in range(user.frame_start, user.frame_start + user.frame_duration)
+        ]
         pairs = [(f, n) for f, n in pairs if n in available]
     if not pairs:
-        raise ImfitError(f"image {image.name} has no frames to fit (missing files, or its image user's frame range "
-                         "shows none). Check the image's frame start, offset and duration")
+        raise ImfitError(
+            f"image {image.name} has no frames to fit (missing files, or its image user's frame range "
+            "shows none). Check the image's frame start, offset and duration"
+        )
     return pairs
 
 
@@ -133,8 +141,10 @@ def write_frame_files(image, image_numbers: list[int], folder: str, stem: str) -
         return out
     files = _sequence_files(image)
     readable = [files[n] if files[n].lower().endswith(inputs.WORKER_READABLE) else None for n in image_numbers]
-    return [path or _converted_file(files[n], image.colorspace_settings.name, converted)
-            for n, path, converted in zip(image_numbers, readable, out)]
+    return [
+        path or _converted_file(files[n], image.colorspace_settings.name, converted)
+        for n, path, converted in zip(image_numbers, readable, out)
+    ]
 
 
 # ----------------------------------------------------------------------------------------
@@ -146,8 +156,9 @@ class SequenceJob(fit_job.FitJob):
 
     kind = "sequence"
 
-    def __init__(self, scene, image, weight, config: dict, *, keyframe_interval: int, interpolation: str,
-                 select=None, **kwargs):
+    def __init__(
+        self, scene, image, weight, config: dict, *, keyframe_interval: int, interpolation: str, select=None, **kwargs
+    ):
         self.keyframe_interval, self.interpolation, self.select = keyframe_interval, interpolation, select
         self.frame_count = self.frames_done = 0
         self.frame = None
@@ -158,11 +169,17 @@ class SequenceJob(fit_job.FitJob):
         numbers = [scene_frame for scene_frame, _ in pairs]
         fitted, written = frames_engine.planned_positions(numbers, self.keyframe_interval, self.select)
         self.frame_count = len(written)
-        inputs = dict(zip(fitted, write_frame_files(image, [pairs[p][1] for p in fitted],
-                                                    os.path.join(self.folder, "source"), "frame")))
+        inputs = dict(
+            zip(
+                fitted,
+                write_frame_files(image, [pairs[p][1] for p in fitted], os.path.join(self.folder, "source"), "frame"),
+            )
+        )
         weight_path = inputs.weight_input(weight, self.folder) if weight is not None else None
-        frames = [{"number": n, "image": inputs.get(p), "weight": weight_path, "stem": f"frame_{n:06d}"}
-                  for p, n in enumerate(numbers)]
+        frames = [
+            {"number": n, "image": inputs.get(p), "weight": weight_path, "stem": f"frame_{n:06d}"}
+            for p, n in enumerate(numbers)
+        ]
         return {"sequence": {"frames": frames, "keyframe_interval": self.keyframe_interval, "select": self.select}}
 
     @property
@@ -184,8 +201,9 @@ class SequenceJob(fit_job.FitJob):
         scene = bpy.data.scenes.get(self.scene_name)
         if scene is None:
             raise ImfitError(f"scene {self.scene_name} was deleted during the fit; the result is lost")
-        group, plane = keyframes.build_keyed_group(scene, self.image_name, frames_engine.collect([m["path"]]),
-                                         self.interpolation, self.create_plane)
+        group, plane = keyframes.build_keyed_group(
+            scene, self.image_name, frames_engine.collect([m["path"]]), self.interpolation, self.create_plane
+        )
         settings = scene.imfit
         if settings.image is None:
             settings.image = bpy.data.images.get(self.image_name)
@@ -201,8 +219,12 @@ class SequenceJob(fit_job.FitJob):
         flicker = ""
         if r.get("flicker"):
             f = r["flicker"]
-            flicker = (f", flicker {f['flicker'] * 255:.2f}/255 (frame-to-frame change "
-                       f"{f['fit_change'] * 255:.2f}/255, the source's {f['source_change'] * 255:.2f}/255)")
+            flicker = (
+                f", flicker {f['flicker'] * 255:.2f}/255 (frame-to-frame change "
+                f"{f['fit_change'] * 255:.2f}/255, the source's {f['source_change'] * 255:.2f}/255)"
+            )
         stopped = f" ({r['message']})" if r["stopped"] else ""
-        return (f"ImFit: {r['frames']} frames of {self.image_name} keyed on {r['group']} ({r['wavelets']} wavelets), "
-                f"mean PSNR {r['psnr']:.2f} dB in {r['seconds']:.1f} s{flicker}{stopped}")
+        return (
+            f"ImFit: {r['frames']} frames of {self.image_name} keyed on {r['group']} ({r['wavelets']} wavelets), "
+            f"mean PSNR {r['psnr']:.2f} dB in {r['seconds']:.1f} s{flicker}{stopped}"
+        )

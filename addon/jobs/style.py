@@ -3,6 +3,7 @@
 ``StyleFitJob`` is a style-guided fit: its result is a fit and is applied as one (stored text, node group).
 ``StylizeJob`` is neural style transfer: its result is a PNG, loaded into a new packed image.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,5 +60,7 @@ class StylizeJob(StyleFitJob):
     def summary(self) -> str:
         r = self.result
         stopped = f" ({r.get('message') or 'stopped early'})" if r.get("stopped") else ""
-        return (f"ImFit: {self.image_name} stylized after {self.style_name} as image {r['image']!r} "
-                f"({r['width']}x{r['height']}, {r['iterations']} steps, {r['seconds']:.1f} s){stopped}")
+        return (
+            f"ImFit: {self.image_name} stylized after {self.style_name} as image {r['image']!r} "
+            f"({r['width']}x{r['height']}, {r['iterations']} steps, {r['seconds']:.1f} s){stopped}"
+        )

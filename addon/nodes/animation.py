@@ -1,4 +1,5 @@
 """Keyframes on node sockets through Blender's animation API (legacy actions before 4.4, slotted ones after)."""
+
 from __future__ import annotations
 
 import re

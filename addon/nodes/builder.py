@@ -1,4 +1,5 @@
 """A small node-tree builder: nodes placed left to right, inputs fed with a socket (linked) or a value (set)."""
+
 from __future__ import annotations
 
 import bpy

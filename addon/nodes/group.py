@@ -28,19 +28,19 @@ The atom's internals exist in bodies with the same sockets, switched by ``set_ba
 
 Everything here is layout; the formula is ``imfit_engine.model``'s.  No torch.
 """
+
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import bpy
 import numpy as np
 
+from ..engine import ImfitError, model
 from . import loop
 from .animation import KEYED_PATH, fcurves_of
 from .builder import Builder
-from ..engine import ImfitError, model
 
 GROUP_PREFIX = "ImFit "
 CHUNK = 64  # wavelets per sub-group: build time grows with the square of a tree's node count
@@ -66,31 +66,64 @@ class SocketSpec:
 WAVELET_SOCKETS = (
     SocketSpec("X", "FLOAT", 0.5, "Centre, fraction of the image width from the left", columns=(model.U,)),
     SocketSpec("Y", "FLOAT", 0.5, "Centre, fraction of the image height from the bottom", columns=(model.V,)),
-    SocketSpec("Rotation", "FLOAT", 0.0, "Direction of the wave, counter-clockwise from +X",
-               subtype="ANGLE", columns=(model.THETA,)),
-    SocketSpec("Sigma", "FLOAT", 0.05, "Envelope size along the wave, in image heights",
-               min_value=1e-6, columns=(model.SIGMA,)),
-    SocketSpec("Gamma", "FLOAT", 0.05, "Envelope size across the wave, in image heights",
-               min_value=1e-6, columns=(model.GAMMA,)),
-    SocketSpec("Wavelength", "FLOAT", 0.1, "Carrier wavelength, in image heights",
-               min_value=1e-6, columns=(model.WAVELENGTH,)),
-    SocketSpec("Phase", "VECTOR", (0.0, 0.0, 0.0), "Carrier phase of red, green, blue (radians)",
-               columns=tuple(range(12))[model.PHASE]),
-    SocketSpec("Amplitude", "VECTOR", (0.0, 0.0, 0.0),
-               "Amplitude of red, green, blue in signed-sum units ([-1, 1] spans the image's range)",
-               columns=tuple(range(12))[model.AMP]),
+    SocketSpec(
+        "Rotation",
+        "FLOAT",
+        0.0,
+        "Direction of the wave, counter-clockwise from +X",
+        subtype="ANGLE",
+        columns=(model.THETA,),
+    ),
+    SocketSpec(
+        "Sigma", "FLOAT", 0.05, "Envelope size along the wave, in image heights", min_value=1e-6, columns=(model.SIGMA,)
+    ),
+    SocketSpec(
+        "Gamma",
+        "FLOAT",
+        0.05,
+        "Envelope size across the wave, in image heights",
+        min_value=1e-6,
+        columns=(model.GAMMA,),
+    ),
+    SocketSpec(
+        "Wavelength", "FLOAT", 0.1, "Carrier wavelength, in image heights", min_value=1e-6, columns=(model.WAVELENGTH,)
+    ),
+    SocketSpec(
+        "Phase",
+        "VECTOR",
+        (0.0, 0.0, 0.0),
+        "Carrier phase of red, green, blue (radians)",
+        columns=tuple(range(12))[model.PHASE],
+    ),
+    SocketSpec(
+        "Amplitude",
+        "VECTOR",
+        (0.0, 0.0, 0.0),
+        "Amplitude of red, green, blue in signed-sum units ([-1, 1] spans the image's range)",
+        columns=tuple(range(12))[model.AMP],
+    ),
 )
 
 # Global controls: inputs of the top group, passed down to every atom or applied to the sum
 GLOBAL_SOCKETS = (
-    SocketSpec("Phase Shift", "FLOAT", 0.0, "Added to every wavelet's phase: animate it to make the waves flow",
-               subtype="ANGLE"),
-    SocketSpec("Rotation Offset", "FLOAT", 0.0, "Added to every wavelet's rotation: each turns about its own centre",
-               subtype="ANGLE"),
-    SocketSpec("Scale", "FLOAT", 1.0, "Multiplies every wavelet's size and wavelength about its own centre",
-               min_value=1e-3),
-    SocketSpec("Frequency Multiplier", "FLOAT", 1.0, "Multiplies every wavelet's carrier frequency",
-               min_value=1e-3),
+    SocketSpec(
+        "Phase Shift",
+        "FLOAT",
+        0.0,
+        "Added to every wavelet's phase: animate it to make the waves flow",
+        subtype="ANGLE",
+    ),
+    SocketSpec(
+        "Rotation Offset",
+        "FLOAT",
+        0.0,
+        "Added to every wavelet's rotation: each turns about its own centre",
+        subtype="ANGLE",
+    ),
+    SocketSpec(
+        "Scale", "FLOAT", 1.0, "Multiplies every wavelet's size and wavelength about its own centre", min_value=1e-3
+    ),
+    SocketSpec("Frequency Multiplier", "FLOAT", 1.0, "Multiplies every wavelet's carrier frequency", min_value=1e-3),
     SocketSpec("Amplitude Multiplier", "FLOAT", 1.0, "Multiplies the signed sum (contrast)"),
     SocketSpec("Offset", "FLOAT", 0.0, "Added to the signed sum before it is clamped to [-1, 1] (brightness)"),
 )
@@ -195,8 +228,9 @@ def _atom_parameters(b, v, aspect):
     """
     theta = b.math("ADD", v["Rotation"], v["Rotation Offset"])
     root_half = math.sqrt(0.5)
-    scale = b.combine(*(b.math("DIVIDE", root_half, b.math("MULTIPLY", v[name], v["Scale"]))
-                        for name in ("Sigma", "Gamma")), 0.0)
+    scale = b.combine(
+        *(b.math("DIVIDE", root_half, b.math("MULTIPLY", v[name], v["Scale"])) for name in ("Sigma", "Gamma")), 0.0
+    )
     centre = b.combine(b.math("MULTIPLY", v["X"], aspect), v["Y"], 0.0)
     # k = 2 pi sqrt2 sigma * f / wavelength: Scale cancels, the frequency multiplier does not
     k = b.math("MULTIPLY", b.math("DIVIDE", v["Sigma"], v["Wavelength"]), v["Frequency Multiplier"])
@@ -326,9 +360,15 @@ def _top_interface(tree):
     _set_interface(
         tree,
         [("Vector", "VECTOR", _VECTOR_TIP), *GLOBAL_SOCKETS],
-        [("Color", "COLOR", "The image, scene-linear: through an Emission shader and the Standard view "
-                            "transform it looks like the source image"),
-         ("Signed", "VECTOR", "The raw signed sum of the wavelets (RGB), before clamping")],
+        [
+            (
+                "Color",
+                "COLOR",
+                "The image, scene-linear: through an Emission shader and the Standard view "
+                "transform it looks like the source image",
+            ),
+            ("Signed", "VECTOR", "The raw signed sum of the wavelets (RGB), before clamping"),
+        ],
     )
     tree.interface.items_tree["Vector"].default_value = _instance_default(("Vector",))
 
@@ -347,17 +387,24 @@ def _fill_top(tree, chunks, aspect, backend):
     g = gi.outputs
     # Vector, or the UV map when the input holds the "unlinked" value
     uv = b.node("ShaderNodeTexCoord").outputs["UV"]
-    unlinked = b.math("LESS_THAN", b.vmath("DOT_PRODUCT", g["Vector"], (1.0, 0.0, 0.0), output="Value"),
-                      0.5 * UNLINKED_VECTOR)
+    unlinked = b.math(
+        "LESS_THAN", b.vmath("DOT_PRODUCT", g["Vector"], (1.0, 0.0, 0.0), output="Value"), 0.5 * UNLINKED_VECTOR
+    )
     # once, here: image heights, z = 0, and a plain vector (no per-wavelet type conversions)
     # a select, not a Mix: a + f (b - a) with a = -1e20 loses every digit in EEVEE's float maths
-    chosen = b.vmath("ADD", b.vmath("SCALE", g["Vector"], scale=b.math("SUBTRACT", 1.0, unlinked)),
-                     b.vmath("SCALE", uv, scale=unlinked))
+    chosen = b.vmath(
+        "ADD",
+        b.vmath("SCALE", g["Vector"], scale=b.math("SUBTRACT", 1.0, unlinked)),
+        b.vmath("SCALE", uv, scale=unlinked),
+    )
     point = b.vmath("MULTIPLY", chosen, (float(aspect), 1.0, 0.0))
     zero = b.vmath("SCALE", point, scale=0.0)
-    sources = {"Vector": point, "Zero": zero,
-               "Envelope Base": b.math("ADD", b.vmath("DOT_PRODUCT", zero, zero, output="Value"), math.exp(-1.0)),
-               **{spec.name: g[spec.name] for spec in ATOM_GLOBALS}}
+    sources = {
+        "Vector": point,
+        "Zero": zero,
+        "Envelope Base": b.math("ADD", b.vmath("DOT_PRODUCT", zero, zero, output="Value"), math.exp(-1.0)),
+        **{spec.name: g[spec.name] for spec in ATOM_GLOBALS},
+    }
     running = None
     for chunk in chunks:
         node = b.group(chunk)
@@ -369,8 +416,9 @@ def _fill_top(tree, chunks, aspect, backend):
     if backend == "EEVEE_LOOP":
         # the chunks stay (their sockets hold the values and keys) but the loop does the sum
         count = _chunk_count(chunks)
-        running = loop.loop_sum(b, sources, loop.data_image(tree, count), count, aspect, _wavelet_cycles,
-                                WAVELET_SOCKETS)
+        running = loop.loop_sum(
+            b, sources, loop.data_image(tree, count), count, aspect, _wavelet_cycles, WAVELET_SOCKETS
+        )
     gain, bias = g["Amplitude Multiplier"], g["Offset"]
     signed = b.vmath("MULTIPLY_ADD", running, b.combine(gain, gain, gain), b.combine(bias, bias, bias))
     b.links.new(signed, go.inputs["Signed"])
@@ -437,8 +485,9 @@ def wavelet_location(tree, index: int):
 def _check_params(params, aspect) -> np.ndarray:
     p = np.asarray(params, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != len(model.COLUMNS) or len(p) == 0:
-        raise ImfitError(f"wavelet parameters must be an (N, {len(model.COLUMNS)}) array with N >= 1, "
-                         f"got shape {p.shape}")
+        raise ImfitError(
+            f"wavelet parameters must be an (N, {len(model.COLUMNS)}) array with N >= 1, got shape {p.shape}"
+        )
     if not np.isfinite(p).all():
         raise ImfitError("wavelet parameters contain NaN or infinite values: re-run or re-load the fit")
     if not (np.isfinite(aspect) and aspect > 0):
@@ -511,8 +560,10 @@ def _wavelet_nodes(tree, chunks=None):
 def socket_values(params) -> dict:
     """Canonical (N, 12) -> {socket name: (N,) or (N, 3) array}: the one canonical->socket map."""
     p = np.asarray(params, dtype=np.float64)
-    return {spec.name: p[:, spec.columns[0]] if len(spec.columns) == 1 else p[:, list(spec.columns)]
-            for spec in WAVELET_SOCKETS}
+    return {
+        spec.name: p[:, spec.columns[0]] if len(spec.columns) == 1 else p[:, list(spec.columns)]
+        for spec in WAVELET_SOCKETS
+    }
 
 
 def input_layout(node) -> dict:
@@ -530,8 +581,9 @@ def checked_pairs(tree, params, chunks=None):
     pairs = _wavelet_nodes(tree, chunks)
     p = np.asarray(params, dtype=np.float64)
     if p.ndim != 2 or len(p) != len(pairs):
-        raise ImfitError(f"{tree.name!r} holds {len(pairs)} wavelets, the parameters have shape {p.shape}: "
-                         "rebuild the group")
+        raise ImfitError(
+            f"{tree.name!r} holds {len(pairs)} wavelets, the parameters have shape {p.shape}: rebuild the group"
+        )
     return pairs, p
 
 
@@ -546,7 +598,7 @@ def update_wavelet_values(tree, params, chunks=None):
     rows = np.zeros((len(p), sum(size for _, _, size in layout.values())), np.float32)
     for name, values in socket_values(p).items():
         _, offset, size = layout[name]
-        rows[:, offset:offset + size] = values.reshape(len(p), size)
+        rows[:, offset : offset + size] = values.reshape(len(p), size)
     for (_, node), row in zip(pairs, rows):
         node.inputs.foreach_set("default_value", row)
     for chunk in {chunk for chunk, _ in pairs}:
@@ -565,7 +617,7 @@ def read_wavelet_values(tree) -> np.ndarray:
         node.inputs.foreach_get("default_value", row)
         for spec in WAVELET_SOCKETS:
             _, offset, size = layout[spec.name]
-            p[i, list(spec.columns)] = row[offset:offset + size]
+            p[i, list(spec.columns)] = row[offset : offset + size]
     return p
 
 
@@ -645,10 +697,14 @@ def limits_note(n: int, engine: str) -> str | None:
     limit = EEVEE_UNROLLED_MAX
     if backend_for_engine(engine) == "EEVEE" and n > limit:
         if loop.loop_supported():
-            return (f"EEVEE: {n} wavelets exceed one material's constants ({limit}); "
-                    "reading them from a data texture in a loop instead")
-        return (f"EEVEE holds about {limit} wavelets in one material on this Blender; "
-                f"this fit has {n} and may render magenta: render with Cycles, or use Blender 5.0+")
+            return (
+                f"EEVEE: {n} wavelets exceed one material's constants ({limit}); "
+                "reading them from a data texture in a loop instead"
+            )
+        return (
+            f"EEVEE holds about {limit} wavelets in one material on this Blender; "
+            f"this fit has {n} and may render magenta: render with Cycles, or use Blender 5.0+"
+        )
     if backend_for_engine(engine) == "CYCLES" and n > CYCLES_CHECKED:
         return f"Cycles was checked up to {CYCLES_CHECKED} wavelets; {n} may be slow to prepare"
     return None
@@ -656,5 +712,3 @@ def limits_note(n: int, engine: str) -> str | None:
 
 # ----------------------------------------------------------------------------------------
 # Preview plane
-
-

@@ -1,4 +1,5 @@
 """Keyframes on a wavelet group: every wavelet socket keyed at every frame of a sequence fit."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,10 @@ def keyframe_wavelets(tree, params, frame, interpolation: str = "LINEAR"):
     stack = stack[None] if stack.ndim == 2 else stack
     frames = np.atleast_1d(np.asarray(frame, dtype=np.float64))
     if stack.ndim != 3 or len(frames) != len(stack):
-        raise ImfitError(f"keyframe_wavelets needs (N, 12) parameters and one frame, or (F, N, 12) and F frames; "
-                         f"got {np.shape(params)} and {len(frames)} frames")
+        raise ImfitError(
+            f"keyframe_wavelets needs (N, 12) parameters and one frame, or (F, N, 12) and F frames; "
+            f"got {np.shape(params)} and {len(frames)} frames"
+        )
     update_wavelet_values(tree, stack[-1])
     pairs, _ = checked_pairs(tree, stack[-1])
     layout = input_layout(pairs[0][1])

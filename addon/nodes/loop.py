@@ -3,6 +3,7 @@
 Layout only: ``group`` builds the loop with its atom body and keeps the texture in step with the
 sockets (``group.sync_data_texture``).
 """
+
 from __future__ import annotations
 
 import bpy
@@ -52,8 +53,12 @@ def loop_sum(b, sources, image, count, aspect, body, wavelet_sockets):
         split = b.node("ShaderNodeSeparateColor", mode="RGB")
         b.links.new(texture.outputs["Color"], split.inputs[0])
         columns += [*split.outputs[:3], texture.outputs["Alpha"]]
-    values = {spec.name: b.combine(*(columns[c] for c in spec.columns)) if len(spec.columns) == 3
-              else columns[spec.columns[0]] for spec in wavelet_sockets}
+    values = {
+        spec.name: b.combine(*(columns[c] for c in spec.columns))
+        if len(spec.columns) == 3
+        else columns[spec.columns[0]]
+        for spec in wavelet_sockets
+    }
     values.update(sources)
     values["Sum"] = start.outputs["Sum"]
     b.links.new(body(b, values, aspect), end.inputs["Sum"])

@@ -3,6 +3,7 @@
 The node group is the everyday path; past a few thousand wavelets Cycles spends long preparing it
 (ARCHITECTURE.md, "Blender limits"), while one OSL Script node loops over an inlined array.
 """
+
 from __future__ import annotations
 
 import bpy
@@ -29,8 +30,10 @@ def osl_material(scene, image_name: str, wavelets) -> bpy.types.Material:
     with bpy.context.temp_override(scene=scene):
         script.script = text
     if "Linear" not in script.outputs:
-        raise ImfitError(f"the OSL shader {text.name} did not compile (this Blender may lack OSL): "
-                         "see the console, or use the node group")
+        raise ImfitError(
+            f"the OSL shader {text.name} did not compile (this Blender may lack OSL): "
+            "see the console, or use the node group"
+        )
     coords = nodes.new("ShaderNodeTexCoord")
     emission = nodes.new("ShaderNodeEmission")
     output = nodes.new("ShaderNodeOutputMaterial")

@@ -1,4 +1,5 @@
 """The preview plane: the image's aspect, UVs 0..1, an Emission material showing a wavelet group."""
+
 from __future__ import annotations
 
 import bpy
@@ -12,8 +13,9 @@ PLANE_HEIGHT = 2.0  # scene units, like Blender's default plane
 def _plane_mesh(name, aspect, height=PLANE_HEIGHT):
     half_w, half_h = 0.5 * height * aspect, 0.5 * height
     mesh = bpy.data.meshes.new(name)
-    mesh.from_pydata([(-half_w, -half_h, 0), (half_w, -half_h, 0), (half_w, half_h, 0), (-half_w, half_h, 0)],
-                     [], [(0, 1, 2, 3)])
+    mesh.from_pydata(
+        [(-half_w, -half_h, 0), (half_w, -half_h, 0), (half_w, half_h, 0), (-half_w, half_h, 0)], [], [(0, 1, 2, 3)]
+    )
     uv = mesh.uv_layers.new(name="UVMap")
     corner_uv = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
     for loop in mesh.loops:

@@ -4,6 +4,7 @@ Used by `make demo` and the render tests: with these settings pixel (i, j) of a 
 the plane at UV ((i + .5) / W, 1 - (j + .5) / H), the engine's pixel centres, under the Standard
 view transform (what the source image looks like through an Image Texture node).
 """
+
 from __future__ import annotations
 
 

@@ -4,6 +4,7 @@ Refine, rebuild and export read it back, so they work after the file is reopened
 and the node group carry the image's name in a custom property, so a renamed or truncated
 datablock name never loses the link.
 """
+
 from __future__ import annotations
 
 import bpy
@@ -39,8 +40,9 @@ def load(image_name: str):
     """The stored fit of ``image_name`` as a WaveletSet, or an ImfitError saying what to do."""
     text = find_text(image_name)
     if text is None:
-        raise ImfitError(f"image {image_name} has no stored fit (the text {text_name(image_name)!r} is missing): "
-                         "run Fit first")
+        raise ImfitError(
+            f"image {image_name} has no stored fit (the text {text_name(image_name)!r} is missing): run Fit first"
+        )
     return formats.parse_json_text(text.as_string(), f"text {text.name!r}")
 
 

@@ -1,4 +1,5 @@
 """Operators: each parses its properties and context, then calls a plain function or starts a job."""
+
 from __future__ import annotations
 
 from . import engine, expand, fit, polling, shader, stored, style

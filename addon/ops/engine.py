@@ -3,6 +3,7 @@
 Both wait on a process (the probe imports torch, the install downloads it), so both are
 polled: Blender stays responsive while they run.
 """
+
 from __future__ import annotations
 
 import sys
@@ -36,8 +37,9 @@ class IMFIT_OT_check_engine(PollingOperator, bpy.types.Operator):
             self._probe = [{"error": str(e)}]
             return self.poll_job(context, 0.0)
         self._probe = []  # filled by the thread: run_probe touches no bpy data
-        self._thread = threading.Thread(target=lambda: self._probe.append(interpreter.run_probe(python, env)),
-                                        name="imfit-probe", daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: self._probe.append(interpreter.run_probe(python, env)), name="imfit-probe", daemon=True
+        )
         self._thread.start()
         return self.run_polled(context, blocking=bpy.app.background)
 
@@ -99,8 +101,9 @@ class IMFIT_OT_install_torch(PollingOperator, bpy.types.Operator):
                 install_status.running = False
                 if message["returncode"] != 0 and not install_status.failed:
                     install_status.failed = True
-                    install_status.text = (f"the installer {exit_description(message['returncode'])}: "
-                                           f"{message['stderr'][-200:]}")
+                    install_status.text = (
+                        f"the installer {exit_description(message['returncode'])}: {message['stderr'][-200:]}"
+                    )
                     self.report({"ERROR"}, install_status.text)
         if install_status.running:
             return None

@@ -4,6 +4,7 @@ Invoked from the UI a fit is modal: a timer polls the worker, Esc or Cancel stop
 result so far is kept) and Blender stays responsive.  Executed (scripts, background mode) it
 runs to the end before returning.  No 'REGISTER': the redo panel would re-run a whole fit.
 """
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
@@ -26,14 +27,28 @@ class FitOperator(PollingOperator):
     one job at a time, modal in the UI with Esc to stop, blocking in scripts and background mode."""
 
     image: StringProperty(name="Image", description="Name of the image to fit (default: the panel's image)")
-    num_wavelets: IntProperty(name="Wavelets", min=LIMITS["num_wavelets"][0], default=FIT.num_wavelets,
-                              description="Number of Gabor wavelets (default: the panel's)")
-    size: IntProperty(name="Size", min=LIMITS["size"][0], max=LIMITS["size"][1], default=FIT.size,
-                      description="Longest side of the training image, pixels (default: the panel's)")
-    iterations: IntProperty(name="Iterations", min=LIMITS["iterations"][0], default=FIT.iterations,
-                            description="Iterations at full size (default: the panel's)")
-    create_plane: BoolProperty(name="Create Plane", default=True,
-                               description="Add a plane with a material that renders the fit")
+    num_wavelets: IntProperty(
+        name="Wavelets",
+        min=LIMITS["num_wavelets"][0],
+        default=FIT.num_wavelets,
+        description="Number of Gabor wavelets (default: the panel's)",
+    )
+    size: IntProperty(
+        name="Size",
+        min=LIMITS["size"][0],
+        max=LIMITS["size"][1],
+        default=FIT.size,
+        description="Longest side of the training image, pixels (default: the panel's)",
+    )
+    iterations: IntProperty(
+        name="Iterations",
+        min=LIMITS["iterations"][0],
+        default=FIT.iterations,
+        description="Iterations at full size (default: the panel's)",
+    )
+    create_plane: BoolProperty(
+        name="Create Plane", default=True, description="Add a plane with a material that renders the fit"
+    )
 
     refine = False
     _job = None
@@ -48,8 +63,11 @@ class FitOperator(PollingOperator):
 
     def _settings_from(self, context) -> dict:
         """Values set on the operator (scripts) win over the panel's settings."""
-        return {key: getattr(self, key) for key in ("num_wavelets", "size", "iterations")
-                if self.properties.is_property_set(key)}
+        return {
+            key: getattr(self, key)
+            for key in ("num_wavelets", "size", "iterations")
+            if self.properties.is_property_set(key)
+        }
 
     def _make_job(self, context) -> fit_job.FitJob:
         settings = context.scene.imfit
@@ -64,9 +82,16 @@ class FitOperator(PollingOperator):
             overrides["rescales"] = 0
         create_plane = self.create_plane if self.properties.is_property_set("create_plane") else settings.create_plane
         python, env = interpreter.engine_python(get_preferences(context))
-        return fit_job.FitJob(context.scene, image, settings.weight, settings.fit_config(context, **overrides),
-                              python=python, env=env, create_plane=create_plane and not self.refine,
-                              init_json=init_json).start()
+        return fit_job.FitJob(
+            context.scene,
+            image,
+            settings.weight,
+            settings.fit_config(context, **overrides),
+            python=python,
+            env=env,
+            create_plane=create_plane and not self.refine,
+            init_json=init_json,
+        ).start()
 
     def _start(self, context):
         """The started job, or None after reporting why not."""
@@ -75,8 +100,11 @@ class FitOperator(PollingOperator):
         except ImfitError as e:
             self.report({"ERROR"}, f"ImFit: {e}")
         except OSError as e:  # writing the worker's input files
-            self.report({"ERROR"}, f"ImFit: cannot prepare the fit's files: {e}. Check the temporary folder "
-                                   "(Preferences > File Paths) and free disk space")
+            self.report(
+                {"ERROR"},
+                f"ImFit: cannot prepare the fit's files: {e}. Check the temporary folder "
+                "(Preferences > File Paths) and free disk space",
+            )
         return None
 
     def poll_job(self, context, timeout):
@@ -107,8 +135,10 @@ class FitOperator(PollingOperator):
 class IMFIT_OT_fit(FitOperator, bpy.types.Operator):
     bl_idname = "imfit.fit"
     bl_label = "Fit Gabor Wavelets"
-    bl_description = ("Fit the image with a sum of Gabor wavelets in a background process, then build a "
-                      "shader node group (and a plane) that renders it")
+    bl_description = (
+        "Fit the image with a sum of Gabor wavelets in a background process, then build a "
+        "shader node group (and a plane) that renders it"
+    )
     bl_options = {"UNDO"}
 
 
@@ -124,27 +154,44 @@ class IMFIT_OT_refine(FitOperator, bpy.types.Operator):
 class IMFIT_OT_fit_sequence(FitOperator, bpy.types.Operator):
     bl_idname = "imfit.fit_sequence"
     bl_label = "Fit Gabor Sequence"
-    bl_description = ("Fit every frame of an image sequence or movie (each from the previous frame's fit) and key "
-                      "one node group at every frame, so playback re-synthesises the sequence")
+    bl_description = (
+        "Fit every frame of an image sequence or movie (each from the previous frame's fit) and key "
+        "one node group at every frame, so playback re-synthesises the sequence"
+    )
     bl_options = {"UNDO"}
 
-    keyframe_interval: IntProperty(name="Keyframe Interval", min=1, default=frames_engine.DEFAULT_KEYFRAME_INTERVAL,
-                                   description="A fresh fit every this many frames; the others start from the "
-                                               "previous frame")
-    interpolation: EnumProperty(name="Interpolation", items=INTERPOLATIONS, default="LINEAR",
-                                description="How wavelets move between the keyed frames")
+    keyframe_interval: IntProperty(
+        name="Keyframe Interval",
+        min=1,
+        default=frames_engine.DEFAULT_KEYFRAME_INTERVAL,
+        description="A fresh fit every this many frames; the others start from the previous frame",
+    )
+    interpolation: EnumProperty(
+        name="Interpolation",
+        items=INTERPOLATIONS,
+        default="LINEAR",
+        description="How wavelets move between the keyed frames",
+    )
     frames: StringProperty(name="Frames", description="Scene frames to fit, e.g. 1-48 (default: all the image shows)")
 
     def _make_job(self, context):
         settings = context.scene.imfit
         image = source_image(context, self.image)
-        sequence_settings = {key: getattr(self, key) if self.properties.is_property_set(key) else getattr(settings, key)
-                             for key in ("keyframe_interval", "interpolation", "create_plane")}
+        sequence_settings = {
+            key: getattr(self, key) if self.properties.is_property_set(key) else getattr(settings, key)
+            for key in ("keyframe_interval", "interpolation", "create_plane")
+        }
         python, env = interpreter.engine_python(get_preferences(context))
         return sequence_job.SequenceJob(
-            context.scene, image, settings.weight, settings.fit_config(context, **self._settings_from(context)),
-            python=python, env=env, select=frames_engine.parse_range(self.frames) if self.frames else None,
-            **sequence_settings).start()
+            context.scene,
+            image,
+            settings.weight,
+            settings.fit_config(context, **self._settings_from(context)),
+            python=python,
+            env=env,
+            select=frames_engine.parse_range(self.frames) if self.frames else None,
+            **sequence_settings,
+        ).start()
 
 
 class IMFIT_OT_cancel(bpy.types.Operator):

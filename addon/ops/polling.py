@@ -5,6 +5,7 @@ operator's ``poll_job`` a few times a second.  In background mode timers and mod
 never run (ARCHITECTURE.md, "Blender limits"), and scripts expect a finished result, so there the same ``poll_job``
 is called in a loop until the job ends.
 """
+
 from __future__ import annotations
 
 POLL_SECONDS = 0.25

@@ -1,4 +1,5 @@
 """Shader exports of the stored fit, and the OSL material (``nodes.osl``): Cycles' scalable path for large fits."""
+
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
@@ -10,10 +11,18 @@ from .stored import ExportOperator, StoredFitOperator
 SHADER_EXPORTS = {
     "GLSL": ("GLSL shader", ".glsl", export.export_glsl, "Self-contained fragment shader with the fit inlined"),
     "UNIFORMS": ("Uniform payload", ".txt", export.export_uniforms, "Values for shaders/gabor_uniform.frag"),
-    "TEXTURE_EXR": ("Data texture (EXR)", ".exr", export.export_texture,
-                    "Float data texture for shaders/gabor_texture.frag"),
-    "TEXTURE_PNG": ("Data texture (PNG)", ".png", export.export_texture,
-                    "Bit-exact packed data texture (RGBA8) for shaders/gabor_texture.frag"),
+    "TEXTURE_EXR": (
+        "Data texture (EXR)",
+        ".exr",
+        export.export_texture,
+        "Float data texture for shaders/gabor_texture.frag",
+    ),
+    "TEXTURE_PNG": (
+        "Data texture (PNG)",
+        ".png",
+        export.export_texture,
+        "Bit-exact packed data texture (RGBA8) for shaders/gabor_texture.frag",
+    ),
     "OSL": ("OSL shader", ".osl", export.export_osl, "OSL shader for a Cycles Script node"),
 }
 
@@ -44,8 +53,10 @@ class IMFIT_OT_export_shader(ExportOperator, bpy.types.Operator):
 class IMFIT_OT_build_osl(StoredFitOperator, bpy.types.Operator):
     bl_idname = "imfit.build_osl"
     bl_label = "Build OSL Material"
-    bl_description = ("Re-synthesise the stored fit with one OSL Script node: scales to very large fits in Cycles "
-                      "(CPU or OptiX). Switches the scene to Cycles with Open Shading Language")
+    bl_description = (
+        "Re-synthesise the stored fit with one OSL Script node: scales to very large fits in Cycles "
+        "(CPU or OptiX). Switches the scene to Cycles with Open Shading Language"
+    )
     bl_options = {"REGISTER", "UNDO"}
 
     def run(self, context, image_name, wavelets) -> str:

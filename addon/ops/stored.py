@@ -1,4 +1,5 @@
 """Operators on the fit stored in the .blend: rebuild its node group, export it as JSON or .txt."""
+
 import bpy
 from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper

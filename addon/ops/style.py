@@ -3,8 +3,9 @@
 Both run in the fit worker (``imfit_engine.style``) through ``jobs.style``, so progress, live preview,
 Esc / Cancel and background mode behave as for a fit; their settings are ``scene.imfit_style`` (``props``).
 """
+
 import bpy
-from bpy.props import BoolProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import IntProperty, StringProperty
 
 from ..engine import ImfitError
 from ..jobs import interpreter
@@ -39,16 +40,26 @@ class _StyleOperator(FitOperator):
         steps = self.steps if self.properties.is_property_set("steps") else getattr(style_settings, steps_name)
         create_plane = self.create_plane if self.properties.is_property_set("create_plane") else settings.create_plane
         python, env = interpreter.engine_python(get_preferences(context))
-        return self.job_class(context.scene, image, None, settings.fit_config(context, **self._settings_from(context)),
-                              style_image=style, style_config=style_settings.style_config(steps), python=python,
-                              env=env, create_plane=create_plane).start()
+        return self.job_class(
+            context.scene,
+            image,
+            None,
+            settings.fit_config(context, **self._settings_from(context)),
+            style_image=style,
+            style_config=style_settings.style_config(steps),
+            python=python,
+            env=env,
+            create_plane=create_plane,
+        ).start()
 
 
 class IMFIT_OT_stylize(_StyleOperator, bpy.types.Operator):
     bl_idname = "imfit.stylize"
     bl_label = "Stylize Image"
-    bl_description = ("Paint the image in the style of the style image (neural style transfer, in a background "
-                      "process); the result is a new image")
+    bl_description = (
+        "Paint the image in the style of the style image (neural style transfer, in a background "
+        "process); the result is a new image"
+    )
     bl_options = {"UNDO"}
     job_class = style_job.StylizeJob
 
@@ -56,8 +67,10 @@ class IMFIT_OT_stylize(_StyleOperator, bpy.types.Operator):
 class IMFIT_OT_fit_style(_StyleOperator, bpy.types.Operator):
     bl_idname = "imfit.fit_style"
     bl_label = "Fit Gabor Wavelets with Style"
-    bl_description = ("Fit the image with Gabor wavelets, then pull the wavelets toward the style image's "
-                      "textures (content + style losses); the result is a shader node group")
+    bl_description = (
+        "Fit the image with Gabor wavelets, then pull the wavelets toward the style image's "
+        "textures (content + style losses); the result is a shader node group"
+    )
     bl_options = {"UNDO"}
     job_class = style_job.StyleFitJob
 

@@ -1,5 +1,6 @@
 """Menus and the status bar: Image > Gabor ImFit, Node > Gabor ImFit, File > Export, and the fit's progress
 in the status bar.  F3 searches the current editor's menus and the top bar's, so every operator is here."""
+
 from __future__ import annotations
 
 import bpy

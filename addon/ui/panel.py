@@ -3,6 +3,7 @@
 A panel class belongs to one space type, so ``per_editor`` makes one class of each panel for every
 editor in ``SPACES``.  Panels only draw: every button is an operator (``ops``) found by its idname.
 """
+
 from __future__ import annotations
 
 import textwrap
@@ -72,8 +73,15 @@ class _MainPanel(_ImfitPanel):
         col.use_property_decorate = False
         image = settings.image or image_in_editor(context)
         is_sequence = image is not None and image.source in SEQUENCE_SOURCES
-        for name in ("num_wavelets", "size", "iterations", "rescales", "device", "create_plane",
-                     *(("keyframe_interval", "interpolation") if is_sequence else ())):
+        for name in (
+            "num_wavelets",
+            "size",
+            "iterations",
+            "rescales",
+            "device",
+            "create_plane",
+            *(("keyframe_interval", "interpolation") if is_sequence else ()),
+        ):
             col.prop(settings, name)
         note = node_tree.limits_note(settings.num_wavelets, engine)
         if note:
@@ -95,8 +103,11 @@ class _MainPanel(_ImfitPanel):
         if job is not None and not job.running and job.error:
             label_lines(layout, job.error, "ERROR")
         if is_sequence and settings.result_frames and settings.result_image == image.name:
-            layout.label(text=f"{settings.result_frames} frames keyed, PSNR {settings.result_psnr:.2f} dB, "
-                              f"flicker {settings.result_flicker:.2f}/255", icon="CHECKMARK")
+            layout.label(
+                text=f"{settings.result_frames} frames keyed, PSNR {settings.result_psnr:.2f} dB, "
+                f"flicker {settings.result_flicker:.2f}/255",
+                icon="CHECKMARK",
+            )
 
         preview = bpy.data.images.get(fit_job.PREVIEW_IMAGE)
         if preview is not None and preview.preview is not None:
@@ -109,8 +120,11 @@ class _MainPanel(_ImfitPanel):
         box = layout.box()
         if settings.result_image == image_name:
             stopped = " (stopped early)" if settings.result_stopped else ""
-            box.label(text=f"{settings.result_wavelets} wavelets, PSNR {settings.result_psnr:.2f} dB, "
-                           f"{settings.result_seconds:.1f} s{stopped}", icon="CHECKMARK")
+            box.label(
+                text=f"{settings.result_wavelets} wavelets, PSNR {settings.result_psnr:.2f} dB, "
+                f"{settings.result_seconds:.1f} s{stopped}",
+                icon="CHECKMARK",
+            )
         group = stored.find_group(image_name)
         count = int(group.get("imfit_count", 0)) if group is not None else 0
         note = node_tree.limits_note(count, engine) if count != settings.num_wavelets else None
@@ -165,7 +179,6 @@ class _StylePanel(_ImfitPanel):
             label_lines(layout, "Choose a style image (a painting, a texture) to transfer its look", "INFO")
 
 
-
 class _ExpandPanel(_ImfitPanel):
     bl_label = "Expand Texture"
     bl_options = {"DEFAULT_CLOSED"}
@@ -190,8 +203,6 @@ class _ExpandPanel(_ImfitPanel):
             label_lines(layout, "The GPU preset trains for hours; choose CUDA in the device setting", "INFO")
 
 
-
-
 def per_editor(base, name: str, parent: str | None = None) -> tuple:
     """One panel class of ``base`` per editor in SPACES: ``IMFIT_PT_<editor>_<name>``, under the editor's
     ``IMFIT_PT_<editor>_<parent>`` when given."""
@@ -206,5 +217,9 @@ def per_editor(base, name: str, parent: str | None = None) -> tuple:
 
 
 # parents before children: registration order
-classes = (*per_editor(_MainPanel, "main"), *per_editor(_LossPanel, "losses", "main"),
-           *per_editor(_StylePanel, "style", "main"), *per_editor(_ExpandPanel, "expand", "main"))
+classes = (
+    *per_editor(_MainPanel, "main"),
+    *per_editor(_LossPanel, "losses", "main"),
+    *per_editor(_StylePanel, "style", "main"),
+    *per_editor(_ExpandPanel, "expand", "main"),
+)

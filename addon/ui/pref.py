@@ -1,4 +1,5 @@
 """Add-on preferences: where the engine's PyTorch comes from, the default device, the probe's status."""
+
 import json
 
 import bpy
@@ -30,7 +31,8 @@ class IMFIT_AddonPreferences(bpy.types.AddonPreferences):
         default="BLENDER",
     )
     python_path: StringProperty(
-        name="Python", subtype="FILE_PATH",
+        name="Python",
+        subtype="FILE_PATH",
         description="Path of a Python interpreter with torch, numpy and pillow (e.g. a virtual environment's python)",
     )
     device: EnumProperty(name="Device", description="Default device for fits", items=DEVICE_ITEMS, default="AUTO")
@@ -45,7 +47,8 @@ class IMFIT_AddonPreferences(bpy.types.AddonPreferences):
         default="CPU",
     )
     cuda_index_url: StringProperty(
-        name="CUDA Index", default="https://download.pytorch.org/whl/cu128",
+        name="CUDA Index",
+        default="https://download.pytorch.org/whl/cu128",
         description="Package index of the CUDA build of PyTorch (pick the CUDA version your driver supports)",
     )
     probe_result: StringProperty(options={"HIDDEN"}, description="Cached probe of the engine Python (JSON)")
@@ -78,7 +81,9 @@ class IMFIT_AddonPreferences(bpy.types.AddonPreferences):
         if self.python_source == "BLENDER":
             col = box.column()
             if not bpy.app.online_access:
-                col.label(text="Allow Online Access (Preferences > System) to install PyTorch here", icon="INTERNET_OFFLINE")
+                col.label(
+                    text="Allow Online Access (Preferences > System) to install PyTorch here", icon="INTERNET_OFFLINE"
+                )
             else:
                 col.prop(self, "install_build")
                 if self.install_build == "CUDA":

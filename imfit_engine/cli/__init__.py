@@ -4,6 +4,7 @@ One module per subcommand family (``fit``, ``files``, ``style``, ``expand``); ``
 share.  User errors print one line ``imfit: error: ...`` and exit with status 2; Ctrl-C stops a job,
 writes the best result so far and exits with status 130.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,14 @@ from . import expand, files, fit, style
 
 log = logging.getLogger("imfit")
 
-COMMANDS = {"fit": fit.cmd_fit, "render": files.cmd_render, "convert": files.cmd_convert,
-            "export": files.cmd_export, "stylize": style.cmd_stylize, "expand": expand.cmd_expand}
+COMMANDS = {
+    "fit": fit.cmd_fit,
+    "render": files.cmd_render,
+    "convert": files.cmd_convert,
+    "export": files.cmd_export,
+    "stylize": style.cmd_stylize,
+    "expand": expand.cmd_expand,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,9 +1,11 @@
 """What every subcommand shares: Ctrl-C handling, progress bars, argument checks."""
+
 from __future__ import annotations
 
 import signal
 import sys
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 from ..errors import ImfitError
 

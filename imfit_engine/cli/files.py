@@ -1,4 +1,5 @@
 """``imfit render``, ``imfit convert`` and ``imfit export``: what can be done with a fit file."""
+
 from __future__ import annotations
 
 from .. import api
@@ -26,8 +27,12 @@ def add_parsers(sub) -> None:
     e = sub.add_parser("export", help="export a fit for GLSL hosts (Shadertoy, WebGL, TouchDesigner) or Cycles OSL")
     e.add_argument("params", help="fit file (.json or torch-imfit .txt)")
     e.add_argument("--glsl", metavar="OUT.glsl", help="self-contained fragment shader, fit inlined (<= 1365 wavelets)")
-    e.add_argument("--glsl-dialect", choices=export.GLSL_DIALECTS, default="gl330",
-                   help="gl330: desktop GL 3.3; es300: WebGL2/GLES 3; shadertoy: paste into the Image tab")
+    e.add_argument(
+        "--glsl-dialect",
+        choices=export.GLSL_DIALECTS,
+        default="gl330",
+        help="gl330: desktop GL 3.3; es300: WebGL2/GLES 3; shadertoy: paste into the Image tab",
+    )
     e.add_argument("--uniforms", metavar="OUT.txt", help="uniform payload for shaders/gabor_uniform.frag")
     e.add_argument("--texture", metavar="OUT.exr|OUT.png", help="data texture for shaders/gabor_texture.frag")
     e.add_argument("--osl", metavar="OUT.osl", help="OSL shader for a Cycles Script node")
@@ -52,8 +57,12 @@ def cmd_convert(a) -> int:
 
 
 def cmd_export(a) -> int:
-    outputs = [(a.glsl, lambda ws, p: export.export_glsl(ws, p, a.glsl_dialect)),
-               (a.uniforms, export.export_uniforms), (a.texture, export.export_texture), (a.osl, export.export_osl)]
+    outputs = [
+        (a.glsl, lambda ws, p: export.export_glsl(ws, p, a.glsl_dialect)),
+        (a.uniforms, export.export_uniforms),
+        (a.texture, export.export_texture),
+        (a.osl, export.export_osl),
+    ]
     chosen = [(path, write) for path, write in outputs if path]
     if not chosen:
         raise ImfitError("nothing to export: give --glsl, --uniforms, --texture and/or --osl")

@@ -2,6 +2,7 @@
 
 Standard library only: Blender's Python builds its panel properties from these values without torch.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -34,7 +35,7 @@ class FitConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FitConfig":
+    def from_dict(cls, data: dict) -> FitConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

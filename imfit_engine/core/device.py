@@ -1,4 +1,5 @@
 """Which torch device a job runs on, and one clear error when the one asked for is not there."""
+
 from __future__ import annotations
 
 import sys
@@ -27,9 +28,13 @@ def check_device(name: str) -> torch.device:
     """``pick_device(name)``, or an ImfitError when a GPU was asked for that this PyTorch cannot use."""
     device = pick_device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ImfitError(f"the device is set to CUDA but PyTorch {torch.__version__} in {sys.executable} sees no "
-                         "CUDA GPU. Choose Auto or CPU, or install a CUDA build of PyTorch")
+        raise ImfitError(
+            f"the device is set to CUDA but PyTorch {torch.__version__} in {sys.executable} sees no "
+            "CUDA GPU. Choose Auto or CPU, or install a CUDA build of PyTorch"
+        )
     if device.type == "mps" and not _mps_available():
-        raise ImfitError(f"the device is set to MPS but PyTorch {torch.__version__} in {sys.executable} has no "
-                         "Apple GPU available. Choose Auto or CPU")
+        raise ImfitError(
+            f"the device is set to MPS but PyTorch {torch.__version__} in {sys.executable} has no "
+            "Apple GPU available. Choose Auto or CPU"
+        )
     return device

@@ -6,12 +6,14 @@ coefficients the image is linear in).  Amplitudes and phases are solved in close
 Each level of the pyramid (``level_sizes``) adds its share of the wavelets where the residual is
 largest; the full-size level anneals at the end, or runs until a time budget is spent.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -26,6 +28,7 @@ from .optim import Plateau, WaveletAdam, project
 from .params import render_internal, to_canonical, to_internal
 from .render import to_image, use_compiled_kernels
 from .targets import fit_loss, resize
+
 
 @dataclass
 class Progress:
@@ -88,7 +91,9 @@ def fit(
     src_h, src_w = image.shape[:2]
     aspect = src_w / src_h
     full = torch.as_tensor(np.ascontiguousarray(image), dtype=torch.float32, device=device) * 2 - 1
-    wfull = None if weight is None else torch.as_tensor(np.ascontiguousarray(weight), dtype=torch.float32, device=device)
+    wfull = (
+        None if weight is None else torch.as_tensor(np.ascontiguousarray(weight), dtype=torch.float32, device=device)
+    )
     sizes = level_sizes(src_w, src_h, config.size, config.rescales)
     iters = level_iterations(config)
     total = sum(iters)
@@ -227,8 +232,7 @@ def _grow(internal, opt, active, count, target, wmap, aspect, generator, config)
         internal.data[rows] = seed_wavelets(count - active, target, resid, aspect, generator, size_count=count)
         opt.reset_rows(rows)
         project(internal, aspect, w, h)
-    solve_carrier(internal, torch.arange(count, device=target.device), target, wmap, aspect,
-                   config.carrier_solve_steps)
+    solve_carrier(internal, torch.arange(count, device=target.device), target, wmap, aspect, config.carrier_solve_steps)
 
 
 def _reseed_dead(internal, active, opt, out, target, wmap, aspect, generator, config):

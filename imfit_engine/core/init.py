@@ -1,5 +1,6 @@
 """Where new wavelets start: importance-sampled where the image (or the residual) has structure,
 oriented along it, with carriers solved in closed form."""
+
 from __future__ import annotations
 
 import math

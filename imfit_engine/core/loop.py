@@ -5,17 +5,26 @@ non-finite guard), offers its state to ``offer`` (the best so far) and asks ``re
 step whether to report progress (throttled to one report per ``every`` seconds unless forced).  ``stopped`` and
 ``message`` then say why it ended early, in words for the user.
 """
+
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 
 class Loop:
-    def __init__(self, should_stop: Optional[Callable[[], bool]] = None, on_progress: Optional[Callable] = None, *,
-                 what: str = "iteration", keep: str = "kept the best result so far", every: float = 0.25,
-                 start: Optional[float] = None):
+    def __init__(
+        self,
+        should_stop: Optional[Callable[[], bool]] = None,
+        on_progress: Optional[Callable] = None,
+        *,
+        what: str = "iteration",
+        keep: str = "kept the best result so far",
+        every: float = 0.25,
+        start: Optional[float] = None,
+    ):
         self.should_stop = should_stop
         self.on_progress = on_progress
         self.what, self.keep, self.every = what, keep, every

@@ -1,4 +1,5 @@
 """Image quality numbers shared by the fitters, the tests and the benchmarks."""
+
 from __future__ import annotations
 
 import math
@@ -18,14 +19,15 @@ def psnr(a, b) -> float:
 
 
 def ssim(a, b) -> float:
-    """Mean SSIM of two (H, W, 3) images in [0, 1] over RGB (Gaussian window 11, sigma 1.5; Wang et al. 2004 constants)."""
+    """Mean SSIM of two (H, W, 3) images in [0, 1] over RGB (Gaussian window 11, sigma 1.5; Wang et al. 2004
+    constants)."""
     import torch
     import torch.nn.functional as F
 
     x = torch.as_tensor(a, dtype=torch.float64).permute(2, 0, 1)[:, None]
     y = torch.as_tensor(b, dtype=torch.float64).permute(2, 0, 1)[:, None]
     g = torch.exp(-((torch.arange(11, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
-    g = (g / g.sum())
+    g = g / g.sum()
     k = (g[:, None] * g[None, :])[None, None]
     mu_x, mu_y = F.conv2d(x, k), F.conv2d(y, k)
     sxx = F.conv2d(x * x, k) - mu_x**2

@@ -31,6 +31,7 @@ The image values are the stored (sRGB-encoded) pixel values, as in torch-imfit.
 
 This module needs numpy only, so Blender's Python can read fits without torch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -38,8 +39,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 COLUMNS = (
-    "u", "v", "theta", "sigma", "gamma", "wavelength",
-    "phase_r", "phase_g", "phase_b", "amp_r", "amp_g", "amp_b",
+    "u",
+    "v",
+    "theta",
+    "sigma",
+    "gamma",
+    "wavelength",
+    "phase_r",
+    "phase_g",
+    "phase_b",
+    "amp_r",
+    "amp_g",
+    "amp_b",
 )
 U, V, THETA, SIGMA, GAMMA, WAVELENGTH = range(6)
 PHASE = slice(6, 9)

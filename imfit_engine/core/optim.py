@@ -1,4 +1,5 @@
 """The wavelet optimiser: Adam with per-column rates, plateau decay, and the constraints after each step."""
+
 from __future__ import annotations
 
 import math

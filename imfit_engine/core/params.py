@@ -4,6 +4,7 @@ Internal columns: u, v, theta, log sigma, log gamma, log wavelength, A(3), B(3),
 amp * cos(arg + phase) = A cos(arg) - B sin(arg): lengths as logarithms (always positive, steps
 relative to the size) and carriers the image is linear in (solved in closed form, ``init``).
 """
+
 from __future__ import annotations
 
 import torch

@@ -13,13 +13,14 @@ error is a wavelet's tail beyond its ellipse, so per pixel
 ``|render - render_reference| <= exp(-support^2 / 2) * sum_k max_c |amp_kc|``
 (``truncation_bound``).
 """
+
 from __future__ import annotations
 
 import math
 
 import torch
 
-from .model import AMP, GAMMA, PHASE, SIGMA, THETA, U, V, WAVELENGTH, pixel_size
+from .model import AMP, GAMMA, PHASE, SIGMA, THETA, WAVELENGTH, U, V, pixel_size
 
 
 def pixel_coords(width: int, height: int, aspect: float, device=None, dtype=torch.float32):
@@ -74,7 +75,7 @@ def render_reference(params: torch.Tensor, aspect: float, width: int, height: in
     c, s = torch.cos(p[:, THETA]), torch.sin(p[:, THETA])
     xr = dx * c + dy * s
     yr = -dx * s + dy * c
-    env = torch.exp(-xr**2 / (2 * p[:, SIGMA] ** 2) - yr**2 / (2 * p[:, GAMMA] ** 2))
+    env = torch.exp(-(xr**2) / (2 * p[:, SIGMA] ** 2) - yr**2 / (2 * p[:, GAMMA] ** 2))
     arg = 2 * math.pi * xr / p[:, WAVELENGTH]
     amp, phase = params[:, AMP], params[:, PHASE]
     wave = torch.cos(arg[..., None] + phase[:, None, None, :])  # (N, H, W, 3)
@@ -240,8 +241,10 @@ class _Kernels:
         if not cls.compiled:
             return _chunk_forward, _chunk_backward
         if "fns" not in cls._cache:
-            cls._cache["fns"] = (torch.compile(_chunk_forward, dynamic=False),
-                                 torch.compile(_chunk_backward, dynamic=False))
+            cls._cache["fns"] = (
+                torch.compile(_chunk_forward, dynamic=False),
+                torch.compile(_chunk_backward, dynamic=False),
+            )
         return cls._cache["fns"]
 
 
@@ -335,4 +338,6 @@ def render(
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"render size must be positive, got {width}x{height}")
-    return _TiledRender.apply(params, float(aspect), int(width), int(height), int(tile), float(support), int(chunk_pixels), bool(carrier))
+    return _TiledRender.apply(
+        params, float(aspect), int(width), int(height), int(tile), float(support), int(chunk_pixels), bool(carrier)
+    )

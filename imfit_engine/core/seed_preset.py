@@ -6,6 +6,7 @@ the given learning rate with weight decay 1e-5, ReduceLROnPlateau(factor=gamma, 
 stepped every iteration, its multi-scale schedule, its clamps and its always-on constraint
 loss.  The result is converted to the canonical model with the exact .txt mapping.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,7 @@ def seed_render(p: torch.Tensor, width: int, height: int) -> torch.Tensor:
     t = 2 * math.pi * q[:, 2]
     xr = dx * torch.cos(t) + dy * torch.sin(t)
     yr = -dx * torch.sin(t) + dy * torch.cos(t)
-    g = torch.exp(-xr**2 / (2 * q[:, 3] ** 2) - yr**2 / (2 * q[:, 4] ** 2))
+    g = torch.exp(-(xr**2) / (2 * q[:, 3] ** 2) - yr**2 / (2 * q[:, 4] ** 2))
     f = 2 * math.pi / torch.exp(q[:, 5])
     wave = torch.cos(f[..., None] * xr[..., None] + 2 * math.pi * p[:, None, None, 6:9])
     out = (p[:, None, None, 9:12] * g[..., None] * wave).sum(0)
@@ -48,8 +49,15 @@ def _constraint(p):
     return F.relu(terms).pow(2).mean() / 100
 
 
-def fit_seed(image: np.ndarray, weight=None, config: FitConfig = FitConfig(), *, on_progress=None,
-             should_stop=None, source_name: str = "") -> FitResult:
+def fit_seed(
+    image: np.ndarray,
+    weight=None,
+    config: FitConfig = FitConfig(),
+    *,
+    on_progress=None,
+    should_stop=None,
+    source_name: str = "",
+) -> FitResult:
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     src_h, src_w = image.shape[:2]
@@ -83,8 +91,18 @@ def fit_seed(image: np.ndarray, weight=None, config: FitConfig = FitConfig(), *,
             iteration += 1
             mse01 = float(((out.detach() - target) ** 2).mean()) / 4
             if on_progress is not None:
-                on_progress(Progress(iteration, total, level, len(sizes), loss.item(), psnr_of(mse01),
-                                     time.perf_counter() - start, lambda w=w, h=h: seed_render(p.detach(), w, h).numpy() * .5 + .5))
+                on_progress(
+                    Progress(
+                        iteration,
+                        total,
+                        level,
+                        len(sizes),
+                        loss.item(),
+                        psnr_of(mse01),
+                        time.perf_counter() - start,
+                        lambda w=w, h=h: seed_render(p.detach(), w, h).numpy() * 0.5 + 0.5,
+                    )
+                )
             history.append((iteration, level, loss.item(), psnr_of(mse01)))
         if stopped:
             break
@@ -95,10 +113,22 @@ def fit_seed(image: np.ndarray, weight=None, config: FitConfig = FitConfig(), *,
     seconds = time.perf_counter() - start
     text = "\n".join(",".join(f"{v:.9g}" for v in row) for row in p.detach().numpy())
     ws = formats.parse_txt_text(text, source_name or "seed fit", w, h)
-    ws = WaveletSet(ws.params, src_w, src_h, meta={
-        "source": {"width": src_w, "height": src_h, "name": source_name},
-        "settings": {**config.to_dict(), "preset": "seed"},
-        "metrics": {"psnr": final_psnr, "seconds": seconds, "iterations": iteration, "stopped": stopped,
-                    "train_width": w, "train_height": h, "device": "cpu"},
-    })
+    ws = WaveletSet(
+        ws.params,
+        src_w,
+        src_h,
+        meta={
+            "source": {"width": src_w, "height": src_h, "name": source_name},
+            "settings": {**config.to_dict(), "preset": "seed"},
+            "metrics": {
+                "psnr": final_psnr,
+                "seconds": seconds,
+                "iterations": iteration,
+                "stopped": stopped,
+                "train_width": w,
+                "train_height": h,
+                "device": "cpu",
+            },
+        },
+    )
     return FitResult(ws, final_psnr, seconds, iteration, stopped, history)

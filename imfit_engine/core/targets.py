@@ -1,4 +1,5 @@
 """What a fit is compared with: antialiased pyramid targets, and the loss against them."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Applying a trained generator: the whole image expanded to exactly 2x, 4x or 8x its size."""
+
 from __future__ import annotations
 
 import math
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from ..errors import ImfitError
 from .config import MULTIPLE, SCALES
 from .networks import ExpansionGenerator
+
 
 def to_tensor(rgb: np.ndarray, device="cpu") -> torch.Tensor:
     """(H, W, 3) in [0, 1] -> 1 x 3 x H x W in [-1, 1]."""
@@ -44,7 +46,7 @@ def expand_tensor(g: ExpansionGenerator, x: torch.Tensor) -> torch.Tensor:
         mode = "reflect" if min(h, w) > max(top, bottom, left, right) else "replicate"
         x = F.pad(x, (left, right, top, bottom), mode=mode)
     y = g(x)
-    return y[:, :, 2 * top:2 * top + 2 * h, 2 * left:2 * left + 2 * w]
+    return y[:, :, 2 * top : 2 * top + 2 * h, 2 * left : 2 * left + 2 * w]
 
 
 def match_histogram(rgb: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
 """A fit beyond its frame: the same wavelet field in a larger canvas (it renders past its old border)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,10 @@ import numpy as np
 from ..core.model import LENGTHS, U, V, WaveletSet
 from ..errors import ImfitError
 
-def extend_canvas(ws: WaveletSet, left: int, right: int | None = None, top: int | None = None,
-                  bottom: int | None = None) -> WaveletSet:
+
+def extend_canvas(
+    ws: WaveletSet, left: int, right: int | None = None, top: int | None = None, bottom: int | None = None
+) -> WaveletSet:
     """The same field in a frame grown by whole pixels of the fit's source raster on each side.
 
     Rendering the result at ``(width + left + right) x (height + top + bottom)`` gives the original
@@ -31,8 +34,16 @@ def extend_canvas(ws: WaveletSet, left: int, right: int | None = None, top: int 
     p[:, LENGTHS] /= 1 + ft + fb
     meta = dict(ws.meta)
     # kept in "source" (the fit file keeps that block): which pixels of the new frame the old one was
-    meta["source"] = dict(meta.get("source") or {}, canvas={
-        "left": int(left), "right": int(right), "top": int(top), "bottom": int(bottom), "from": [int(w), int(h)]})
+    meta["source"] = dict(
+        meta.get("source") or {},
+        canvas={
+            "left": int(left),
+            "right": int(right),
+            "top": int(top),
+            "bottom": int(bottom),
+            "from": [int(w), int(h)],
+        },
+    )
     meta.pop("metrics", None)  # the old training raster does not describe the new frame
     return WaveletSet(p.astype(np.float32), int(w + left + right), int(h + top + bottom), meta)
 

@@ -1,5 +1,6 @@
 """Texture-expansion settings and presets: the one source of their defaults, read by the engine, the CLI
 and Blender (standard library only: Blender's Python lists the presets without torch)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
@@ -13,8 +14,21 @@ ALL_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SCALES = (2, 4, 8)
 
 # architecture and loss fields: a checkpoint whose values differ cannot be resumed with a config
-MODEL_FIELDS = ("k", "width", "blocks", "d_width", "d_layers", "adv", "style", "l1", "style_layers",
-                 "source_offset", "lr", "beta1", "seed")
+MODEL_FIELDS = (
+    "k",
+    "width",
+    "blocks",
+    "d_width",
+    "d_layers",
+    "adv",
+    "style",
+    "l1",
+    "style_layers",
+    "source_offset",
+    "lr",
+    "beta1",
+    "seed",
+)
 
 
 @dataclass
@@ -47,17 +61,24 @@ class ExpandConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ExpandConfig":
+    def from_dict(cls, data: dict) -> ExpandConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         if "style_layers" in values:
             values["style_layers"] = tuple(values["style_layers"])
         return cls(**values)
 
-    def check(self) -> "ExpandConfig":
+    def check(self) -> ExpandConfig:
         """The config itself, or an ImfitError naming the bad value."""
-        for name, low in (("k", MIN_K), ("width", 1), ("blocks", 0), ("d_width", 1), ("d_layers", 1),
-                          ("iterations", 0), ("checkpoint_every", 0)):
+        for name, low in (
+            ("k", MIN_K),
+            ("width", 1),
+            ("blocks", 0),
+            ("d_width", 1),
+            ("d_layers", 1),
+            ("iterations", 0),
+            ("checkpoint_every", 0),
+        ):
             if getattr(self, name) < low:
                 raise ImfitError(f"expansion setting {name} must be at least {low}, got {getattr(self, name)}")
         if self.k % MULTIPLE:
@@ -79,8 +100,17 @@ class ExpandConfig:
 PRESETS = {
     # the paper's scale: k = 128 (256 px targets), 6 residual blocks, 64 channels, a 4-layer PatchGAN,
     # 100k iterations (50k + 50k decay, as the official code); a GPU job
-    "gpu": ExpandConfig(k=128, width=64, blocks=6, d_width=64, d_layers=4, iterations=100_000,
-                        style_layers=ALL_STYLE_LAYERS, checkpoint_every=5000, preset="gpu"),
+    "gpu": ExpandConfig(
+        k=128,
+        width=64,
+        blocks=6,
+        d_width=64,
+        d_layers=4,
+        iterations=100_000,
+        style_layers=ALL_STYLE_LAYERS,
+        checkpoint_every=5000,
+        preset="gpu",
+    ),
     # small enough that a 128 px texture trains in a few minutes on 2 CPU cores: 64 px targets, 2000
     # iterations, no relu5_1 in the style loss (a 4 x 4 map at 64 px; it costs a third of a step)
     "cpu-quick": ExpandConfig(preset="cpu-quick"),

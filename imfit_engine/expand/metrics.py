@@ -5,6 +5,7 @@ source's: the same radially averaged power spectrum (in cycles per pixel) and th
 of colours.  A 2x bicubic upscale is the same content magnified: its spectrum moves to half the
 frequencies and its histogram narrows where interpolation averages.  numpy only.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +30,7 @@ def radial_power_spectrum(rgb: np.ndarray, edges: np.ndarray = SPECTRUM_BINS) ->
     h, w = img.shape
     window = np.outer(np.hanning(h), np.hanning(w))
     x = (img - img.mean()) * window
-    power = np.abs(np.fft.fft2(x)) ** 2 / max(float((window ** 2).sum()), 1e-12)
+    power = np.abs(np.fft.fft2(x)) ** 2 / max(float((window**2).sum()), 1e-12)
     r = np.hypot(*np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij"))
     ring = np.digitize(r.ravel(), edges) - 1
     valid = (ring >= 0) & (ring < len(edges) - 1)
@@ -68,7 +69,8 @@ def bicubic_upscale(rgb: np.ndarray, scale: int = 2) -> np.ndarray:
 
     rgb = np.asarray(rgb, dtype=np.float32)
     h, w = rgb.shape[:2]
-    channels = [np.asarray(Image.fromarray(rgb[..., c], mode="F").resize((w * scale, h * scale),
-                                                                          Image.Resampling.BICUBIC))
-                for c in range(rgb.shape[2])]
+    channels = [
+        np.asarray(Image.fromarray(rgb[..., c], mode="F").resize((w * scale, h * scale), Image.Resampling.BICUBIC))
+        for c in range(rgb.shape[2])
+    ]
     return np.clip(np.stack(channels, axis=2), 0.0, 1.0)

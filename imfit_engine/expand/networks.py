@@ -1,10 +1,12 @@
 """The expansion networks: a fully convolutional k -> 2k generator and a PatchGAN discriminator."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
 from .config import MULTIPLE, ExpandConfig
+
 
 def _norm(channels: int) -> nn.Module:
     return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
@@ -14,8 +16,12 @@ class _ResBlock(nn.Module):
     def __init__(self, c: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(c, c, 3, padding=1, padding_mode="reflect"), _norm(c), nn.ReLU(True),
-            nn.Conv2d(c, c, 3, padding=1, padding_mode="reflect"), _norm(c))
+            nn.Conv2d(c, c, 3, padding=1, padding_mode="reflect"),
+            _norm(c),
+            nn.ReLU(True),
+            nn.Conv2d(c, c, 3, padding=1, padding_mode="reflect"),
+            _norm(c),
+        )
 
     def forward(self, x):
         return x + self.body(x)
@@ -32,13 +38,16 @@ class ExpansionGenerator(nn.Module):
         w = width
         layers = [nn.Conv2d(channels, w, 7, padding=3, padding_mode="reflect"), _norm(w), nn.ReLU(True)]
         for cin, cout in ((w, 2 * w), (2 * w, 4 * w)):  # two stride-2 downsamplings
-            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, padding_mode="reflect"), _norm(cout),
-                       nn.ReLU(True)]
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, padding_mode="reflect"), _norm(cout), nn.ReLU(True)]
         layers += [_ResBlock(4 * w) for _ in range(blocks)]
         ups = (4 * w, 2 * w, w, max(w // 2, 4))
         for cin, cout in zip(ups[:-1], ups[1:]):  # three 2x upsamplings
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"),
-                       nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect"), _norm(cout), nn.ReLU(True)]
+            layers += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect"),
+                _norm(cout),
+                nn.ReLU(True),
+            ]
         layers += [nn.Conv2d(ups[-1], channels, 7, padding=3, padding_mode="reflect"), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
@@ -57,12 +66,16 @@ class PatchDiscriminator(nn.Module):
         seq = [nn.Conv2d(channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         c = width
         for n in range(1, layers):
-            cout = width * min(2 ** n, 8)
+            cout = width * min(2**n, 8)
             seq += [nn.Conv2d(c, cout, 4, stride=2, padding=1), _norm(cout), nn.LeakyReLU(0.2, True)]
             c = cout
-        cout = width * min(2 ** layers, 8)
-        seq += [nn.Conv2d(c, cout, 4, stride=1, padding=1), _norm(cout), nn.LeakyReLU(0.2, True),
-                nn.Conv2d(cout, 1, 4, stride=1, padding=1)]
+        cout = width * min(2**layers, 8)
+        seq += [
+            nn.Conv2d(c, cout, 4, stride=1, padding=1),
+            _norm(cout),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(cout, 1, 4, stride=1, padding=1),
+        ]
         self.net = nn.Sequential(*seq)
 
     def forward(self, x):

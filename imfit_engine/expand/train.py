@@ -1,13 +1,14 @@
 """Training a texture's generator: the trainer, its losses, checkpoints that resume exactly, ``train``."""
+
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -40,8 +41,10 @@ def effective_k(config: ExpandConfig, width: int, height: int) -> int:
     """The crop side used for an image: ``config.k``, capped so that 2k fits, a multiple of 4."""
     k = min(config.k, (min(width, height) // 2) // MULTIPLE * MULTIPLE)
     if k < MIN_K:
-        raise ImfitError(f"the texture is {width}x{height} pixels: expansion training needs at least "
-                         f"{2 * MIN_K}x{2 * MIN_K} (2k x 2k target crops with k >= {MIN_K}). Use a larger image")
+        raise ImfitError(
+            f"the texture is {width}x{height} pixels: expansion training needs at least "
+            f"{2 * MIN_K}x{2 * MIN_K} (2k x 2k target crops with k >= {MIN_K}). Use a larger image"
+        )
     return k
 
 
@@ -53,7 +56,7 @@ def style_loss(vgg, x: torch.Tensor, target_grams: dict, layers) -> torch.Tensor
     total = x.new_zeros(())
     for name in layers:
         g, t = gram(feats[name]), target_grams[name]
-        total = total + ((g - t) ** 2).sum() / (t ** 2).sum().clamp_min(1e-12)
+        total = total + ((g - t) ** 2).sum() / (t**2).sum().clamp_min(1e-12)
     return total
 
 
@@ -106,8 +109,14 @@ class ExpansionTrainer:
         self.height, self.width = self.rgb.shape[:2]
         self.k = effective_k(config, self.width, self.height)
         if self.k < config.k:
-            log.warning("texture %dx%d is smaller than 2k = %d: training on %d px crops (k = %d)",
-                        self.width, self.height, 2 * config.k, 2 * self.k, self.k)
+            log.warning(
+                "texture %dx%d is smaller than 2k = %d: training on %d px crops (k = %d)",
+                self.width,
+                self.height,
+                2 * config.k,
+                2 * self.k,
+                self.k,
+            )
         self.image_sha256 = fingerprint(self.rgb)
         self.image = to_tensor(self.rgb, self.device)
         self.g, self.d = build_networks(config, self.device)
@@ -134,27 +143,28 @@ class ExpansionTrainer:
         r = torch.randint(0, 1 << 30, (4,), generator=self.sampler).tolist()
         y = r[0] % (self.height - 2 * k + 1)
         x = r[1] % (self.width - 2 * k + 1)
-        t = self.image[:, :, y:y + 2 * k, x:x + 2 * k]
+        t = self.image[:, :, y : y + 2 * k, x : x + 2 * k]
         if self.config.source_offset == "center":
             sy = sx = k // 2
         else:
             sy, sx = r[2] % (k + 1), r[3] % (k + 1)
-        return t[:, :, sy:sy + k, sx:sx + k], t
+        return t[:, :, sy : sy + k, sx : sx + k], t
 
     # -- losses and one step
 
-    def losses(self, s: torch.Tensor, t: torch.Tensor, g: nn.Module | None = None,
-               d: nn.Module | None = None) -> dict:
+    def losses(self, s: torch.Tensor, t: torch.Tensor, g: nn.Module | None = None, d: nn.Module | None = None) -> dict:
         """Every loss (unweighted) for one (S, T) pair, without stepping; ``g`` / ``d`` replace the
         trainer's networks (e.g. copies from before a step)."""
         g, d = g or self.g, d or self.d
         layers = self.config.style_layers
         with torch.no_grad():
             fake = g(s)
-            return {"adv": float(_bce(d(fake), True)),
-                    "style": float(style_loss(self.vgg, fake, target_grams(self.vgg, t, layers), layers)),
-                    "l1": float((fake - t).abs().mean()),
-                    "d": float(0.5 * (_bce(d(fake), False) + _bce(d(t), True)))}
+            return {
+                "adv": float(_bce(d(fake), True)),
+                "style": float(style_loss(self.vgg, fake, target_grams(self.vgg, t, layers), layers)),
+                "l1": float((fake - t).abs().mean()),
+                "d": float(0.5 * (_bce(d(fake), False) + _bce(d(t), True))),
+            }
 
     def _lr(self, iteration: int) -> float:
         c = self.config
@@ -199,11 +209,19 @@ class ExpansionTrainer:
     # -- checkpoints
 
     def state_dict(self) -> dict:
-        return {"format": CHECKPOINT_FORMAT, "config": self.config.to_dict(), "iteration": self.iteration,
-                "k": self.k, "image_sha256": self.image_sha256, "image_size": [self.width, self.height],
-                "generator": self.g.state_dict(), "discriminator": self.d.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "sampler": self.sampler.get_state()}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config.to_dict(),
+            "iteration": self.iteration,
+            "k": self.k,
+            "image_sha256": self.image_sha256,
+            "image_size": [self.width, self.height],
+            "generator": self.g.state_dict(),
+            "discriminator": self.d.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sampler": self.sampler.get_state(),
+        }
 
     def save(self, path) -> None:
         with atomic_path(path) as tmp:
@@ -221,8 +239,9 @@ class ExpansionTrainer:
             self.opt_d.load_state_dict(state["opt_d"])
             self.sampler.set_state(state["sampler"])
         except (KeyError, RuntimeError, ValueError, TypeError) as e:
-            raise ImfitError(f"{source}: not a usable expansion checkpoint ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:200]})") from None
+            raise ImfitError(
+                f"{source}: not a usable expansion checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            ) from None
         self.iteration = int(state["iteration"])
 
 
@@ -309,8 +328,10 @@ def train(
             break
         losses = trainer.step()
         if not all(loop.finite(v, trainer.iteration) for v in losses.values()):
-            raise ImfitError(f"expansion training diverged at iteration {trainer.iteration} (a loss became "
-                             "non-finite); try another seed or a lower learning rate")
+            raise ImfitError(
+                f"expansion training diverged at iteration {trainer.iteration} (a loss became "
+                "non-finite); try another seed or a lower learning rate"
+            )
         it = trainer.iteration
         if it % 10 == 0 or it == total:
             history.append((it, losses))
@@ -320,5 +341,6 @@ def train(
             on_progress(ExpandProgress(it, total, losses, now, preview))
     if path is not None:
         trainer.save(path)
-    return TrainResult(trainer.g.eval(), trainer.iteration, time.perf_counter() - start, loop.stopped, False,
-                       history, loop.message)
+    return TrainResult(
+        trainer.g.eval(), trainer.iteration, time.perf_counter() - start, loop.stopped, False, history, loop.message
+    )

@@ -3,13 +3,14 @@
 The data goes to a temp file in the destination folder (same file system, so ``os.replace``
 is atomic) and is renamed onto the destination only when writing succeeded.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 def _default_file_mode() -> int:

@@ -14,6 +14,7 @@ fit's values or writes the data they read:
 Needs numpy only (no torch, no Pillow: the EXR and PNG writers are here), so Blender's Python
 can use it.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.model import COLUMNS, LENGTHS, WaveletSet
 from ..errors import ImfitError
 from .atomic import write_atomic
-from ..core.model import COLUMNS, LENGTHS, WaveletSet
 
 SHADER_DIR = Path(__file__).resolve().parents[2] / "shaders"
 
@@ -216,8 +217,11 @@ def packed_rgba8(data: np.ndarray) -> np.ndarray:
 
 
 def _texture_attributes(ws: WaveletSet, data: np.ndarray) -> dict:
-    return {"imfitCount": len(ws), "imfitAspect": float(ws.aspect),
-            "imfitWaveletsPerRow": data.shape[1] // TEXELS_PER_WAVELET}
+    return {
+        "imfitCount": len(ws),
+        "imfitAspect": float(ws.aspect),
+        "imfitWaveletsPerRow": data.shape[1] // TEXELS_PER_WAVELET,
+    }
 
 
 def exr_bytes(rgba: np.ndarray, attributes: dict | None = None) -> bytes:
@@ -270,8 +274,11 @@ def png_bytes(rgba8: np.ndarray, text: dict | None = None) -> bytes:
     rows[:, 1:] = rgba8.reshape(height, 4 * width)
     texts = b"".join(chunk(b"tEXt", f"{k}\0{v}".encode("latin-1")) for k, v in (text or {}).items())
     return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + texts
-        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + texts
+        + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+        + chunk(b"IEND", b"")
     )
 
 

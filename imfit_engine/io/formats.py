@@ -37,6 +37,7 @@ warning says so.  Export is the inverse map; negative amplitudes become |amp| wi
 shifted by pi, phases wrap to psi in (-0.5, 0.5], and values outside the ranges the seed
 clamps to are clamped, with one warning that counts them.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,9 +49,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core import model
+from ..core.model import AMP, COLUMNS, GAMMA, PHASE, SIGMA, THETA, WAVELENGTH, U, V, WaveletSet
 from ..errors import ImfitError
 from .atomic import write_atomic
-from ..core.model import AMP, COLUMNS, GAMMA, PHASE, SIGMA, THETA, U, V, WAVELENGTH, WaveletSet
 
 log = logging.getLogger("imfit")
 
@@ -68,8 +69,10 @@ def _read_text(path: Path, what: str) -> str:
     except FileNotFoundError:
         raise ImfitError(f"cannot read {what} {path}: no such file. Check the path.") from None
     except UnicodeDecodeError as e:
-        raise ImfitError(f"cannot read {what} {path}: not a text file ({e.reason} at byte {e.start}). "
-                         "Choose a .json or .txt fit file.") from None
+        raise ImfitError(
+            f"cannot read {what} {path}: not a text file ({e.reason} at byte {e.start}). "
+            "Choose a .json or .txt fit file."
+        ) from None
     except OSError as e:
         raise ImfitError(f"cannot read {what} {path}: {e.strerror or e}. Check the path and its permissions.") from None
 
@@ -79,8 +82,10 @@ def _positive_size(value, what: str, source_name: str, minimum: int = 1) -> int:
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if ok and math.isfinite(value) and float(value).is_integer() and value >= minimum:
         return int(value)
-    raise ImfitError(f"{source_name}: {what} must be a whole number >= {minimum}, found {value!r}. "
-                     "Give the size of the image the fit was made for.")
+    raise ImfitError(
+        f"{source_name}: {what} must be a whole number >= {minimum}, found {value!r}. "
+        "Give the size of the image the fit was made for."
+    )
 
 
 def _check_params(ws: WaveletSet, target: str) -> np.ndarray:
@@ -89,9 +94,11 @@ def _check_params(ws: WaveletSet, target: str) -> np.ndarray:
         raise ValueError(f"WaveletSet.params must be (N, {len(COLUMNS)}), got {params.shape}")
     bad = ~np.isfinite(params).all(axis=1)
     if bad.any():
-        raise ImfitError(f"cannot save {target}: {int(bad.sum())} of {len(params)} wavelets have "
-                         f"non-finite parameters (first: row {int(np.flatnonzero(bad)[0])}); the fit diverged. "
-                         "Fit again, e.g. with a lower learning rate.")
+        raise ImfitError(
+            f"cannot save {target}: {int(bad.sum())} of {len(params)} wavelets have "
+            f"non-finite parameters (first: row {int(np.flatnonzero(bad)[0])}); the fit diverged. "
+            "Fit again, e.g. with a lower learning rate."
+        )
     return params
 
 
@@ -153,7 +160,7 @@ def to_json_text(ws: WaveletSet) -> str:
     }
     texts = _number_texts(params)
     n = len(COLUMNS)
-    rows = ",\n".join("  [" + ", ".join(texts[k:k + n]) + "]" for k in range(0, len(texts), n))
+    rows = ",\n".join("  [" + ", ".join(texts[k : k + n]) + "]" for k in range(0, len(texts), n))
     head_text = json.dumps(head, indent=1, ensure_ascii=False, allow_nan=False)
     body = f'"wavelets": [\n{rows}\n ]' if rows else '"wavelets": []'
     return head_text[:-2] + ",\n " + body + "\n}\n"
@@ -167,13 +174,17 @@ def save_json(ws: WaveletSet, path) -> None:
 def _require(doc: dict, key: str, kind, source_name: str, where: str = ""):
     """doc[key], checked to be of ``kind`` (None: any type)."""
     if key not in doc:
-        raise ImfitError(f"{source_name}: the key \"{where}{key}\" is missing. "
-                         "The file is damaged or not a complete Gabor ImFit fit: export it again.")
+        raise ImfitError(
+            f'{source_name}: the key "{where}{key}" is missing. '
+            "The file is damaged or not a complete Gabor ImFit fit: export it again."
+        )
     value = doc[key]
     if kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
         expected = {dict: "an object", list: "a list", int: "a whole number"}[kind]
-        raise ImfitError(f"{source_name}: \"{where}{key}\" must be {expected}, found {value!r:.60}. "
-                         "The file is damaged: export the fit again.")
+        raise ImfitError(
+            f'{source_name}: "{where}{key}" must be {expected}, found {value!r:.60}. '
+            "The file is damaged: export the fit again."
+        )
     return value
 
 
@@ -181,15 +192,20 @@ def _column_order(columns: list, source_name: str) -> list[int]:
     """For each canonical column, its index in the file's rows."""
     names = [c for c in columns if isinstance(c, str)]
     if len(names) != len(columns):
-        raise ImfitError(f"{source_name}: \"columns\" must be a list of names, found {columns!r:.120}.")
+        raise ImfitError(f'{source_name}: "columns" must be a list of names, found {columns!r:.120}.')
     duplicates = sorted({c for c in names if names.count(c) > 1})
     missing = [c for c in COLUMNS if c not in names]
     unknown = [c for c in names if c not in COLUMNS]
     if duplicates or missing or unknown:
-        problems = [f"{label} {', '.join(cols)}" for label, cols in
-                    (("missing", missing), ("unknown", unknown), ("repeated", duplicates)) if cols]
-        raise ImfitError(f"{source_name}: \"columns\" must name each of {', '.join(COLUMNS)} once "
-                         f"({'; '.join(problems)}). Export the fit again.")
+        problems = [
+            f"{label} {', '.join(cols)}"
+            for label, cols in (("missing", missing), ("unknown", unknown), ("repeated", duplicates))
+            if cols
+        ]
+        raise ImfitError(
+            f'{source_name}: "columns" must name each of {", ".join(COLUMNS)} once '
+            f"({'; '.join(problems)}). Export the fit again."
+        )
     return [names.index(c) for c in COLUMNS]
 
 
@@ -197,18 +213,24 @@ def _wavelet_rows(rows: list, ncols: int, source_name: str) -> np.ndarray:
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != ncols:
             found = f"{len(row)} values" if isinstance(row, list) else repr(row)[:60]
-            raise ImfitError(f"{source_name}: wavelet row {i} must be a list of {ncols} numbers, found {found}. "
-                             "The file is damaged: export the fit again.")
+            raise ImfitError(
+                f"{source_name}: wavelet row {i} must be a list of {ncols} numbers, found {found}. "
+                "The file is damaged: export the fit again."
+            )
         for j, value in enumerate(row):
             if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ImfitError(f"{source_name}: wavelet row {i}, value {j} is {value!r:.40}, not a number. "
-                                 "The file is damaged: export the fit again.")
+                raise ImfitError(
+                    f"{source_name}: wavelet row {i}, value {j} is {value!r:.40}, not a number. "
+                    "The file is damaged: export the fit again."
+                )
     values = np.array(rows, dtype=np.float64).reshape(len(rows), ncols)
     bad = ~(np.abs(values) <= np.finfo(np.float32).max)  # NaN, inf and float32 overflow
     if bad.any():
         i, j = (int(k) for k in np.argwhere(bad)[0])
-        raise ImfitError(f"{source_name}: wavelet row {i}, value {j} is {values[i, j]!r}, not a finite "
-                         "float32 number. The fit is broken: fit the image again.")
+        raise ImfitError(
+            f"{source_name}: wavelet row {i}, value {j} is {values[i, j]!r}, not a finite "
+            "float32 number. The fit is broken: fit the image again."
+        )
     return values
 
 
@@ -217,26 +239,30 @@ def parse_json_text(text: str, source_name: str) -> WaveletSet:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ImfitError(f"{source_name}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}). "
-                         "Fix the file or export the fit again.") from None
+        raise ImfitError(
+            f"{source_name}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}). "
+            "Fix the file or export the fit again."
+        ) from None
     except RecursionError:
         raise ImfitError(f"{source_name}: JSON nested too deeply. This is not a Gabor ImFit fit.") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise ImfitError(f"{source_name}: not a Gabor ImFit fit (\"format\" is {found!r:.60}, "
-                         f"expected {FORMAT_NAME!r}). Choose a fit saved by Gabor ImFit, "
-                         "or a torch-imfit .txt file.")
+        raise ImfitError(
+            f'{source_name}: not a Gabor ImFit fit ("format" is {found!r:.60}, '
+            f"expected {FORMAT_NAME!r}). Choose a fit saved by Gabor ImFit, "
+            "or a torch-imfit .txt file."
+        )
     version = _require(doc, "version", int, source_name)
     if version > FORMAT_VERSION:
-        raise ImfitError(f"{source_name}: written by a newer Gabor ImFit (format {version}); this version "
-                         f"reads format {FORMAT_VERSION}: upgrade Gabor ImFit.")
+        raise ImfitError(
+            f"{source_name}: written by a newer Gabor ImFit (format {version}); this version "
+            f"reads format {FORMAT_VERSION}: upgrade Gabor ImFit."
+        )
     if version < 1:
         raise ImfitError(f"{source_name}: unknown format version {version}. Export the fit again.")
     source = dict(_require(doc, "source", dict, source_name))
-    width = _positive_size(_require(source, "width", None, source_name, "source."),
-                           "source.width", source_name)
-    height = _positive_size(_require(source, "height", None, source_name, "source."),
-                            "source.height", source_name)
+    width = _positive_size(_require(source, "width", None, source_name, "source."), "source.width", source_name)
+    height = _positive_size(_require(source, "height", None, source_name, "source."), "source.height", source_name)
     source["width"], source["height"] = width, height
     order = _column_order(_require(doc, "columns", list, source_name), source_name)
     values = _wavelet_rows(_require(doc, "wavelets", list, source_name), len(doc["columns"]), source_name)
@@ -255,18 +281,40 @@ def load_json(path) -> WaveletSet:
 # ----------------------------------------------------------------------------------------
 # torch-imfit .txt
 
-TXT_COLUMNS = ("u", "v", "theta", "rel_sigma", "gamma", "rel_freq",
-               "psi_R", "psi_G", "psi_B", "amp_R", "amp_G", "amp_B")
+TXT_COLUMNS = (
+    "u",
+    "v",
+    "theta",
+    "rel_sigma",
+    "gamma",
+    "rel_freq",
+    "psi_R",
+    "psi_G",
+    "psi_B",
+    "amp_R",
+    "amp_G",
+    "amp_B",
+)
 # ranges the seed clamps its parameters to every step (theta and psi stay in range here)
-TXT_RANGES = {"u": (-1.0, 1.0), "v": (-1.0, 1.0), "rel_sigma": (1e-3, 1.0), "gamma": (1e-4, 1.0),
-              "rel_freq": (-5.0, 5.0), "amp_R": (0.0, 1.0), "amp_G": (0.0, 1.0), "amp_B": (0.0, 1.0)}
+TXT_RANGES = {
+    "u": (-1.0, 1.0),
+    "v": (-1.0, 1.0),
+    "rel_sigma": (1e-3, 1.0),
+    "gamma": (1e-4, 1.0),
+    "rel_freq": (-5.0, 5.0),
+    "amp_R": (0.0, 1.0),
+    "amp_G": (0.0, 1.0),
+    "amp_B": (0.0, 1.0),
+}
 
 
 def _raster_scales(width, height, source_name: str) -> tuple[float, float]:
     """(a, b): canonical height units per unit of the seed's xs and ys."""
     if width is None or height is None:
-        raise ImfitError(f"{source_name}: a torch-imfit .txt stores no image size; give the width and height "
-                         "of the image it was fitted to.")
+        raise ImfitError(
+            f"{source_name}: a torch-imfit .txt stores no image size; give the width and height "
+            "of the image it was fitted to."
+        )
     w = _positive_size(width, "width", source_name, minimum=2)
     h = _positive_size(height, "height", source_name, minimum=2)
     return (w - 1) / (2 * h), (h - 1) / (2 * h)
@@ -299,9 +347,16 @@ def _warn_if_stretched(a: float, b: float, direction: np.ndarray, width: int, he
     quarter = direction / (math.pi / 2)
     rotated = int((np.abs(quarter - np.round(quarter)) > 1e-6).sum())
     if a != b and rotated:
-        log.warning("%s a torch-imfit .txt for a non-square %dx%d raster: the seed stretches its wavelets "
-                    "there, so the conversion approximates the envelopes of its %d rotated wavelets "
-                    "(the %d axis-aligned ones are exact).", action, width, height, rotated, len(direction) - rotated)
+        log.warning(
+            "%s a torch-imfit .txt for a non-square %dx%d raster: the seed stretches its wavelets "
+            "there, so the conversion approximates the envelopes of its %d rotated wavelets "
+            "(the %d axis-aligned ones are exact).",
+            action,
+            width,
+            height,
+            rotated,
+            len(direction) - rotated,
+        )
 
 
 def _seed_to_canonical(seed: np.ndarray, width: int, height: int, a: float, b: float) -> np.ndarray:
@@ -309,7 +364,8 @@ def _seed_to_canonical(seed: np.ndarray, width: int, height: int, a: float, b: f
     aspect = width / height
     out = np.empty_like(seed)
     direction, wavelength, sigma, gamma = _map_wavelets(
-        2 * math.pi * seed[:, 2], np.exp(seed[:, 5]), np.abs(seed[:, 3]), np.abs(seed[:, 4]), (a, -b))
+        2 * math.pi * seed[:, 2], np.exp(seed[:, 5]), np.abs(seed[:, 3]), np.abs(seed[:, 4]), (a, -b)
+    )
     out[:, U] = (a * seed[:, 0] + aspect / 2) / aspect
     out[:, V] = 0.5 - b * seed[:, 1]
     out[:, THETA], out[:, WAVELENGTH], out[:, SIGMA], out[:, GAMMA] = direction, wavelength, sigma, gamma
@@ -325,7 +381,8 @@ def _canonical_to_seed(params: np.ndarray, width: int, height: int, a: float, b:
     # a negative wavelength is the same carrier pointing the other way
     theta = p[:, THETA] + np.where(p[:, WAVELENGTH] < 0, math.pi, 0.0)
     direction, wavelength, sigma, gamma = _map_wavelets(
-        theta, np.abs(p[:, WAVELENGTH]), np.abs(p[:, SIGMA]), np.abs(p[:, GAMMA]), (1 / a, -1 / b))
+        theta, np.abs(p[:, WAVELENGTH]), np.abs(p[:, SIGMA]), np.abs(p[:, GAMMA]), (1 / a, -1 / b)
+    )
     seed[:, 0] = (p[:, U] * aspect - aspect / 2) / a
     seed[:, 1] = (0.5 - p[:, V]) / b
     seed[:, 2] = direction / (2 * math.pi)
@@ -348,8 +405,12 @@ def _clamp_to_seed_ranges(seed: np.ndarray) -> None:
             np.clip(col, lo, hi, out=col)
     if counts:
         detail = ", ".join(f"{name} {n}" for name, n in counts.items())
-        log.warning("torch-imfit .txt export: %d values were outside the ranges torch-imfit clamps to and were "
-                    "clamped (%s); the seed will render those wavelets differently.", sum(counts.values()), detail)
+        log.warning(
+            "torch-imfit .txt export: %d values were outside the ranges torch-imfit clamps to and were "
+            "clamped (%s); the seed will render those wavelets differently.",
+            sum(counts.values()),
+            detail,
+        )
 
 
 def parse_txt_text(text: str, source_name: str, width, height) -> WaveletSet:
@@ -362,29 +423,40 @@ def parse_txt_text(text: str, source_name: str, width, height) -> WaveletSet:
             continue
         fields = line.split(",")
         if len(fields) != len(TXT_COLUMNS):
-            raise ImfitError(f"{source_name} line {line_number}: expected {len(TXT_COLUMNS)} comma-separated "
-                             f"numbers ({', '.join(TXT_COLUMNS)}), found {len(fields)} fields: {line.strip()!r:.80}. "
-                             "Is this a torch-imfit weights file?")
+            raise ImfitError(
+                f"{source_name} line {line_number}: expected {len(TXT_COLUMNS)} comma-separated "
+                f"numbers ({', '.join(TXT_COLUMNS)}), found {len(fields)} fields: {line.strip()!r:.80}. "
+                "Is this a torch-imfit weights file?"
+            )
         row = []
         for k, field in enumerate(fields):
             try:
                 value = float(field)
             except ValueError:
-                raise ImfitError(f"{source_name} line {line_number}: {TXT_COLUMNS[k]} (field {k + 1}) is "
-                                 f"{field.strip()!r:.40}, not a number. Fix or re-export the file.") from None
+                raise ImfitError(
+                    f"{source_name} line {line_number}: {TXT_COLUMNS[k]} (field {k + 1}) is "
+                    f"{field.strip()!r:.40}, not a number. Fix or re-export the file."
+                ) from None
             if not math.isfinite(value):
-                raise ImfitError(f"{source_name} line {line_number}: {TXT_COLUMNS[k]} (field {k + 1}) is "
-                                 f"{field.strip()!r}, not a finite number. The fit is broken: fit again.")
+                raise ImfitError(
+                    f"{source_name} line {line_number}: {TXT_COLUMNS[k]} (field {k + 1}) is "
+                    f"{field.strip()!r}, not a finite number. The fit is broken: fit again."
+                )
             row.append(value)
         rows.append(row)
     if not rows:
-        raise ImfitError(f"{source_name}: no wavelets (the file is empty). Choose the .txt weights file "
-                         "torch-imfit saved next to its preview image.")
+        raise ImfitError(
+            f"{source_name}: no wavelets (the file is empty). Choose the .txt weights file "
+            "torch-imfit saved next to its preview image."
+        )
     seed = np.array(rows, dtype=np.float64)
     _warn_if_stretched(a, b, 2 * math.pi * seed[:, 2], width, height, "importing")
     params = _seed_to_canonical(seed, width, height, a, b).astype(np.float32)
-    meta = {"source": {"width": width, "height": height, "name": Path(source_name).name},
-            "settings": {"imported_from": "torch-imfit .txt"}, "metrics": {}}
+    meta = {
+        "source": {"width": width, "height": height, "name": Path(source_name).name},
+        "settings": {"imported_from": "torch-imfit .txt"},
+        "metrics": {},
+    }
     return WaveletSet(params, width, height, meta)
 
 
@@ -422,8 +494,10 @@ def save_txt(ws: WaveletSet, path, width=None, height=None, decimals: int = 6) -
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise ImfitError(f"{path}: unknown fit file type {path.suffix or '(no suffix)'!r}. "
-                         f"Use {' or '.join(SUFFIXES)} (Gabor ImFit JSON or torch-imfit text).")
+        raise ImfitError(
+            f"{path}: unknown fit file type {path.suffix or '(no suffix)'!r}. "
+            f"Use {' or '.join(SUFFIXES)} (Gabor ImFit JSON or torch-imfit text)."
+        )
     return suffix
 
 

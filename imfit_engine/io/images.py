@@ -5,6 +5,7 @@ Needs numpy and pillow only.  Pixel values are the stored (sRGB-encoded) values 
 Known limit: pillow reads 16-bit colour PNGs at 8 bits per channel (16-bit greyscale keeps
 its precision).
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,8 +57,10 @@ def _open(path: Path) -> Image.Image:
     except FileNotFoundError:
         raise ImfitError(f"cannot read image {path}: no such file. {_USE}.") from None
     except UnidentifiedImageError:
-        raise ImfitError(f"cannot read image {path}: not an image pillow can decode (damaged, empty or "
-                         f"an unsupported format). {_USE}.") from None
+        raise ImfitError(
+            f"cannot read image {path}: not an image pillow can decode (damaged, empty or "
+            f"an unsupported format). {_USE}."
+        ) from None
     except Image.DecompressionBombError as e:
         raise ImfitError(f"cannot read image {path}: {e}. Scale it down first.") from None
     except (OSError, SyntaxError, ValueError) as e:
@@ -67,8 +70,12 @@ def _open(path: Path) -> Image.Image:
     if img.width == 0 or img.height == 0:
         raise ImfitError(f"cannot read image {path}: it has no pixels ({img.width}x{img.height}). {_USE}.")
     if orientation not in (0, 1):
-        log.warning("%s: its EXIF orientation (%s) is ignored, as Blender ignores it; rotate the pixels "
-                    "themselves if the fit comes out sideways.", path, orientation)
+        log.warning(
+            "%s: its EXIF orientation (%s) is ignored, as Blender ignores it; rotate the pixels "
+            "themselves if the fit comes out sideways.",
+            path,
+            orientation,
+        )
     return img
 
 
@@ -76,8 +83,13 @@ def _integer_grey(img: Image.Image, path: Path) -> np.ndarray:
     """16/32-bit integer greyscale (I;16*, I) scaled by the 16-bit range, full precision kept."""
     values = np.asarray(img).astype(np.float64)
     if values.min() < 0 or values.max() > 65535:
-        log.warning("%s: %s values span %g..%g, beyond the 16-bit range; clipped to it.",
-                    path, img.mode, values.min(), values.max())
+        log.warning(
+            "%s: %s values span %g..%g, beyond the 16-bit range; clipped to it.",
+            path,
+            img.mode,
+            values.min(),
+            values.max(),
+        )
     return np.clip(values / 65535.0, 0.0, 1.0).astype(np.float32)
 
 
@@ -85,8 +97,12 @@ def _float_grey(img: Image.Image, path: Path) -> np.ndarray:
     values = np.asarray(img, dtype=np.float32)
     values = np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0)
     if values.min() < 0 or values.max() > 1:
-        log.warning("%s: float values span %g..%g; clipped to [0, 1] (the fit works on display values).",
-                    path, values.min(), values.max())
+        log.warning(
+            "%s: float values span %g..%g; clipped to [0, 1] (the fit works on display values).",
+            path,
+            values.min(),
+            values.max(),
+        )
     return np.clip(values, 0.0, 1.0)
 
 
@@ -103,8 +119,9 @@ def _channels(img: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | No
     try:
         pixels = np.asarray(img.convert("RGBA" if has_alpha else "RGB"), dtype=np.float32) / 255.0
     except (ValueError, OSError) as e:
-        raise ImfitError(f"cannot read image {path}: its colour mode {mode} cannot be converted to RGB ({e}). "
-                         f"{_USE} in RGB.") from None
+        raise ImfitError(
+            f"cannot read image {path}: its colour mode {mode} cannot be converted to RGB ({e}). {_USE} in RGB."
+        ) from None
     if not has_alpha:
         return pixels, None
     return pixels[..., :3], pixels[..., 3]
@@ -119,8 +136,11 @@ def load_image(path) -> LoadedImage:
         if alpha.min() >= 1.0:
             alpha = None  # opaque everywhere: same as no alpha
         else:
-            log.info("%s has transparency: its alpha is the default fit weight (transparent parts are "
-                     "not fitted); give a weight image to override.", path)
+            log.info(
+                "%s has transparency: its alpha is the default fit weight (transparent parts are "
+                "not fitted); give a weight image to override.",
+                path,
+            )
     return LoadedImage(np.ascontiguousarray(rgb, dtype=np.float32), alpha, path)
 
 
@@ -135,14 +155,19 @@ def load_weight(path, width: int, height: int) -> np.ndarray:
     if image.alpha is not None:
         weight = weight * image.alpha  # transparent = not painted = no weight
     if (image.width, image.height) != (width, height):
-        log.warning("weight image %s is %dx%d but the image is %dx%d; resized (bilinear).",
-                    path, image.width, image.height, width, height)
+        log.warning(
+            "weight image %s is %dx%d but the image is %dx%d; resized (bilinear).",
+            path,
+            image.width,
+            image.height,
+            width,
+            height,
+        )
         resized = Image.fromarray(weight.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR)
         weight = np.asarray(resized, dtype=np.float32)
     weight = np.clip(weight, 0.0, 1.0).astype(np.float32)
     if not (weight > 0).any():
-        raise ImfitError(f"weight image {path} is all black: nothing would be fitted. "
-                         "Use white where the fit matters")
+        raise ImfitError(f"weight image {path} is all black: nothing would be fitted. Use white where the fit matters")
     return weight
 
 
@@ -165,12 +190,22 @@ def list_images(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ImfitError(f"image folder {folder} does not exist or is not a folder. Check the path.")
-    images = sorted((p for p in folder.iterdir()
-                     if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                     and not p.name.startswith(".") and not is_weight_name(p)), key=lambda p: p.name)
+    images = sorted(
+        (
+            p
+            for p in folder.iterdir()
+            if p.suffix.lower() in IMAGE_SUFFIXES
+            and p.is_file()
+            and not p.name.startswith(".")
+            and not is_weight_name(p)
+        ),
+        key=lambda p: p.name,
+    )
     if not images:
-        raise ImfitError(f"image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}; "
-                         f"names ending in {WEIGHT_SUFFIX} are weights). Put the images to fit there.")
+        raise ImfitError(
+            f"image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}; "
+            f"names ending in {WEIGHT_SUFFIX} are weights). Put the images to fit there."
+        )
     return images
 
 
@@ -187,5 +222,7 @@ def find_weight(image_path, weight_arg) -> Path | None:
             if candidate.is_file():
                 return candidate
         return None
-    raise ImfitError(f"weight path {weight} does not exist. Give a weight image or a folder of "
-                     f"<name>{WEIGHT_SUFFIX}.png files, or leave the weight out.")
+    raise ImfitError(
+        f"weight path {weight} does not exist. Give a weight image or a folder of "
+        f"<name>{WEIGHT_SUFFIX}.png files, or leave the weight out."
+    )

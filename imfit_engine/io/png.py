@@ -1,5 +1,6 @@
 """16-bit PNG writing with numpy and zlib only (Blender's Python has no pillow): the worker's inputs that
 Blender writes, and the sRGB encoding of scene-linear pixels."""
+
 from __future__ import annotations
 
 import struct
@@ -33,6 +34,10 @@ def write_png16(path, pixels) -> None:
     samples = np.round(values * 65535.0).astype(">u2").reshape(height, -1).view(np.uint8)
     rows = np.hstack([np.zeros((height, 1), np.uint8), samples])  # filter type 0 on every row
     header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
-    png = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-           + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _png_chunk(b"IEND", b""))  # temp files: fast
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
+        + _png_chunk(b"IEND", b"")
+    )  # temp files: fast
     write_atomic(path, png)

@@ -1,4 +1,5 @@
 """The one way this project reads torch files: `torch.load(weights_only=True)`, never a pickle of anything else."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,5 +19,6 @@ def load_weights_only(path, what: str, fix: str):
     except IsADirectoryError:
         raise ImfitError(f"{path}: is a folder; expected a file: the {what}") from None
     except Exception as e:  # torch raises many types for broken or foreign files
-        raise ImfitError(f"{path}: not a readable {what} (torch.load with weights_only=True failed: "
-                         f"{type(e).__name__}). {fix}") from None
+        raise ImfitError(
+            f"{path}: not a readable {what} (torch.load with weights_only=True failed: {type(e).__name__}). {fix}"
+        ) from None

@@ -2,6 +2,7 @@
 
 Standard library only, so Blender's Python builds its Style panel from them without torch.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,13 +43,13 @@ class StyleConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict) -> "StyleConfig":
+    def from_dict(cls, data: dict) -> StyleConfig:
         known = {f.name for f in fields(cls)}
         config = cls(**{k: v for k, v in data.items() if k in known})
         config.noise = tuple(tuple(n) for n in config.noise)
         return config
 
-    def validate(self) -> "StyleConfig":
+    def validate(self) -> StyleConfig:
         if not 1 <= int(self.levels) <= MAX_LEVELS:
             raise ImfitError(f"style levels must be 1 to {MAX_LEVELS}, got {self.levels}")
         if self.base < 16:
@@ -59,8 +60,9 @@ class StyleConfig:
             raise ImfitError(f"optimizer must be lbfgs or adam, not {self.optimizer!r}")
         for name in ("content_weight", "style_weight", "tv_weight", "lr", "envelope", "edge_gradient"):
             if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
-                raise ImfitError(f"style {name.replace('_', ' ')} must be a finite number >= 0, "
-                                 f"got {getattr(self, name)}")
+                raise ImfitError(
+                    f"style {name.replace('_', ' ')} must be a finite number >= 0, got {getattr(self, name)}"
+                )
         for level in self.noise:
             if len(level) != 3 or level[0] < 0 or not all(0 <= a <= 1 for a in level[1:]):
                 raise ImfitError(f"noise level {level} must be (spots >= 0, centre 0..1, edge 0..1)")

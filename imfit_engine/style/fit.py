@@ -13,13 +13,13 @@ style transfer losses of ``style.transfer`` on their rendering:
 The result is an ordinary ``FitResult`` (``meta["settings"]["style"]`` records the style settings), so everything
 that takes a fit (formats, node groups, exports) takes it too.
 """
+
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -45,10 +45,18 @@ def _nchw(signed_hw3: torch.Tensor) -> torch.Tensor:
     return to_image(signed_hw3).permute(2, 0, 1)[None]
 
 
-def fit_style(content: np.ndarray, style: np.ndarray, fit_config: FitConfig = FitConfig(),
-              style_config: StyleConfig = StyleConfig(), *, init: Optional[WaveletSet] = None,
-              net=None, on_progress: Optional[Callable[[Progress], None]] = None,
-              should_stop: Optional[Callable[[], bool]] = None, source_name: str = "") -> FitResult:
+def fit_style(
+    content: np.ndarray,
+    style: np.ndarray,
+    fit_config: FitConfig = FitConfig(),
+    style_config: StyleConfig = StyleConfig(),
+    *,
+    init: Optional[WaveletSet] = None,
+    net=None,
+    on_progress: Optional[Callable[[Progress], None]] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+    source_name: str = "",
+) -> FitResult:
     """Fit ``fit_config.num_wavelets`` wavelets to ``content`` with style losses against ``style``."""
     start_time = time.perf_counter()
     style_config.validate()
@@ -67,20 +75,47 @@ def fit_style(content: np.ndarray, style: np.ndarray, fit_config: FitConfig = Fi
 
     def first_progress(p: Progress) -> None:
         if on_progress is not None:
-            on_progress(Progress(p.iteration, p.total + steps, p.level, p.levels + 1, p.loss, p.psnr,
-                                 time.perf_counter() - start_time, p.preview))
+            on_progress(
+                Progress(
+                    p.iteration,
+                    p.total + steps,
+                    p.level,
+                    p.levels + 1,
+                    p.loss,
+                    p.psnr,
+                    time.perf_counter() - start_time,
+                    p.preview,
+                )
+            )
 
     if init is None:
         generator = torch.Generator().manual_seed(int(style_config.seed))
         with torch.no_grad():
-            start = st.structured_start(content_t, style_t, style_config.noise, generator,
-                                        style_config.envelope, style_config.edge_gradient)
-        first = fit(st.to_hwc(start), None, fit_config, on_progress=first_progress, should_stop=stop,
-                    source_name=source_name)
+            start = st.structured_start(
+                content_t, style_t, style_config.noise, generator, style_config.envelope, style_config.edge_gradient
+            )
+        first = fit(
+            st.to_hwc(start), None, fit_config, on_progress=first_progress, should_stop=stop, source_name=source_name
+        )
         params, iterations, levels_before = first.wavelets.params, first.iterations, fit_config.rescales + 1
         if first.stopped:
-            return _result(first.wavelets.params, content_t, aspect, sizes, w0, h0, fit_config, style_config,
-                           source_name, start_time, first.iterations, True, first.message, first.history, device)
+            return _result(
+                first.wavelets.params,
+                content_t,
+                aspect,
+                sizes,
+                w0,
+                h0,
+                fit_config,
+                style_config,
+                source_name,
+                start_time,
+                first.iterations,
+                True,
+                first.message,
+                first.history,
+                device,
+            )
     else:
         params, iterations, levels_before = init.params[: fit_config.num_wavelets], 0, 0
 
@@ -129,24 +164,66 @@ def fit_style(content: np.ndarray, style: np.ndarray, fit_config: FitConfig = Fi
                 loop.best = internal.detach().clone()
     with torch.no_grad():
         params = to_canonical(loop.best).cpu().numpy().astype(np.float32)
-    return _result(params, content_t, aspect, sizes, w0, h0, fit_config, style_config, source_name, start_time,
-                   iterations, loop.stopped, loop.message, history, device)
+    return _result(
+        params,
+        content_t,
+        aspect,
+        sizes,
+        w0,
+        h0,
+        fit_config,
+        style_config,
+        source_name,
+        start_time,
+        iterations,
+        loop.stopped,
+        loop.message,
+        history,
+        device,
+    )
 
 
-def _result(params, content_t, aspect, sizes, w0, h0, fit_config, style_config, source_name, start_time,
-            iterations, stopped, message, history, device) -> FitResult:
+def _result(
+    params,
+    content_t,
+    aspect,
+    sizes,
+    w0,
+    h0,
+    fit_config,
+    style_config,
+    source_name,
+    start_time,
+    iterations,
+    stopped,
+    message,
+    history,
+    device,
+) -> FitResult:
     w, h = sizes[-1]
     with torch.no_grad():
         p = torch.as_tensor(params, device=device)
         out = _nchw(render_internal(to_internal(p), aspect, w, h))
         psnr = psnr_of(float(((out - st.resize(content_t, w, h).clamp(0, 1)) ** 2).mean()))
     seconds = time.perf_counter() - start_time
-    ws = WaveletSet(np.asarray(params, dtype=np.float32), w0, h0, meta={
-        "source": {"width": w0, "height": h0, "name": source_name},
-        "settings": dict(fit_config.to_dict(), style=style_config.to_dict()),
-        "metrics": {"psnr": psnr, "seconds": seconds, "iterations": iterations, "stopped": stopped,
-                    "train_width": w, "train_height": h, "device": str(device)},
-    })
+    ws = WaveletSet(
+        np.asarray(params, dtype=np.float32),
+        w0,
+        h0,
+        meta={
+            "source": {"width": w0, "height": h0, "name": source_name},
+            "settings": dict(fit_config.to_dict(), style=style_config.to_dict()),
+            "metrics": {
+                "psnr": psnr,
+                "seconds": seconds,
+                "iterations": iterations,
+                "stopped": stopped,
+                "train_width": w,
+                "train_height": h,
+                "device": str(device),
+            },
+        },
+    )
     return FitResult(ws, psnr, seconds, iterations, stopped, history, message)
 
 
@@ -162,18 +239,39 @@ def load_rgb(path, what: str) -> np.ndarray:
         raise ImfitError(f"{what} image: {e}") from None
 
 
-def stylize_file(content_path, style_path, out_path, config: StyleConfig, *, on_progress=None,
-                 should_stop=None) -> st.StyleResult:
-    result = st.stylize(load_rgb(content_path, "content"), load_rgb(style_path, "style"), config,
-                        on_progress=on_progress, should_stop=should_stop)
+def stylize_file(
+    content_path, style_path, out_path, config: StyleConfig, *, on_progress=None, should_stop=None
+) -> st.StyleResult:
+    result = st.stylize(
+        load_rgb(content_path, "content"),
+        load_rgb(style_path, "style"),
+        config,
+        on_progress=on_progress,
+        should_stop=should_stop,
+    )
     images.save_png(out_path, result.image)
     return result
 
 
-def fit_style_file(content_path, style_path, fit_config: FitConfig, style_config: StyleConfig, *,
-                   init: Optional[WaveletSet] = None, on_progress=None, should_stop=None) -> FitResult:
+def fit_style_file(
+    content_path,
+    style_path,
+    fit_config: FitConfig,
+    style_config: StyleConfig,
+    *,
+    init: Optional[WaveletSet] = None,
+    on_progress=None,
+    should_stop=None,
+) -> FitResult:
     if fit_config.preset != "default":
         raise ImfitError("a style-guided fit uses the default preset; drop --preset seed or --style")
-    return fit_style(load_rgb(content_path, "content"), load_rgb(style_path, "style"), fit_config, style_config,
-                     init=init, on_progress=on_progress, should_stop=should_stop,
-                     source_name=Path(content_path).name)
+    return fit_style(
+        load_rgb(content_path, "content"),
+        load_rgb(style_path, "style"),
+        fit_config,
+        style_config,
+        init=init,
+        on_progress=on_progress,
+        should_stop=should_stop,
+        source_name=Path(content_path).name,
+    )

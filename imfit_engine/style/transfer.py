@@ -22,12 +22,14 @@ The method follows the ArtStyleTransfer seed (``shared/seeds/art-style-transfer.
 ``StyleLoss`` is shared with the style-guided wavelet fit (``style_fit.py``), which renders its wavelets
 natively at every level instead of resizing.
 """
+
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -39,7 +41,7 @@ from ..core.loop import Loop
 from ..core.metrics import psnr_of
 from ..errors import ImfitError
 from . import vgg as vggmod
-from .config import DEFAULT_NOISE, MAX_LEVELS, StyleConfig
+from .config import StyleConfig
 
 CONTENT_LAYER = "conv4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -80,8 +82,10 @@ def check_sizes(sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The sizes, or an ImfitError when the top level is too large to optimise."""
     w, h = sizes[-1]
     if w * h > MAX_PIXELS:
-        raise ImfitError(f"the style pyramid's top level would be {w}x{h} pixels (more than {MAX_PIXELS:,}): "
-                         "use fewer levels or a smaller base size, or crop the image's aspect ratio")
+        raise ImfitError(
+            f"the style pyramid's top level would be {w}x{h} pixels (more than {MAX_PIXELS:,}): "
+            "use fewer levels or a smaller base size, or crop the image's aspect ratio"
+        )
     return sizes
 
 
@@ -110,11 +114,11 @@ def to_hwc(x: torch.Tensor) -> np.ndarray:
 def gram_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
     """Relative Gram loss: mean squared Gram difference over the target Gram's mean square (0 if equal)."""
     g = vggmod.gram(features)
-    return ((g - target_gram) ** 2).mean() / (target_gram ** 2).mean().clamp_min(1e-12)
+    return ((g - target_gram) ** 2).mean() / (target_gram**2).mean().clamp_min(1e-12)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return ((features - target) ** 2).mean() / (target ** 2).mean().clamp_min(1e-12)
+    return ((features - target) ** 2).mean() / (target**2).mean().clamp_min(1e-12)
 
 
 def tv_loss(x: torch.Tensor) -> torch.Tensor:
@@ -124,9 +128,17 @@ def tv_loss(x: torch.Tensor) -> torch.Tensor:
 class StyleLoss:
     """Content and style targets at every pyramid level; called with one image per level."""
 
-    def __init__(self, net: vggmod.VGG19, content: torch.Tensor, style: torch.Tensor,
-                 sizes: Sequence[tuple[int, int]], content_weight: float = 1.0, style_weight: float = 1.0,
-                 content_layer: str = CONTENT_LAYER, style_layers: Sequence[str] = STYLE_LAYERS):
+    def __init__(
+        self,
+        net: vggmod.VGG19,
+        content: torch.Tensor,
+        style: torch.Tensor,
+        sizes: Sequence[tuple[int, int]],
+        content_weight: float = 1.0,
+        style_weight: float = 1.0,
+        content_layer: str = CONTENT_LAYER,
+        style_layers: Sequence[str] = STYLE_LAYERS,
+    ):
         self.net, self.sizes = net, list(sizes)
         self.content_weight, self.style_weight = content_weight, style_weight
         self.content_layer, self.style_layers = content_layer, tuple(style_layers)
@@ -147,8 +159,11 @@ class StyleLoss:
         """(content, style) losses of ``image`` (1 x 3 x h x w, [0, 1]) at level k."""
         wanted = (*self.style_layers, self.content_layer) if self.content_weight else self.style_layers
         feats = self.net.features(image, wanted)
-        c = content_loss(feats[self.content_layer], self.content_targets[k]) if self.content_weight \
+        c = (
+            content_loss(feats[self.content_layer], self.content_targets[k])
+            if self.content_weight
             else image.new_zeros(())
+        )
         s = sum(gram_loss(feats[n], self.style_grams[k][n]) for n in self.style_layers) / len(self.style_layers)
         return c, s
 
@@ -196,6 +211,7 @@ def envelope(width: int, height: int, centre: float, edge: float, sigma: float =
     Separable: per axis a Gaussian of the offset from the centre (in half sizes, so the border is at 1)
     with standard deviation ``sigma``, rescaled to be 1 at the centre and 0 at the border.
     """
+
     def axis(n):
         t = (torch.arange(n, device=device, dtype=torch.float32) + 0.5) / n * 2 - 1  # pixel centres in (-1, 1)
         t = t / t.abs().max() if n > 1 else t * 0  # outermost pixel centres at +-1: the border
@@ -204,6 +220,7 @@ def envelope(width: int, height: int, centre: float, edge: float, sigma: float =
         g = torch.exp(-t * t / (2 * sigma * sigma))
         g1 = math.exp(-1 / (2 * sigma * sigma))
         return ((g - g1) / (1 - g1)).clamp(0, 1)
+
     shape = axis(height)[:, None] * axis(width)[None, :]
     return edge + (centre - edge) * shape
 
@@ -223,11 +240,17 @@ def gradient_weight(content: torch.Tensor, edge_gradient: float) -> torch.Tensor
     gx = F.conv2d(pad, k[None, None])
     gy = F.conv2d(pad, k.t()[None, None])
     g = F.max_pool2d((gx * gx + gy * gy).sqrt(), 3, stride=1, padding=1)[0, 0]
-    return torch.exp(-(g / edge_gradient) ** 2)
+    return torch.exp(-((g / edge_gradient) ** 2))
 
 
-def structured_start(content: torch.Tensor, style: torch.Tensor, noise: Sequence[Sequence[float]],
-                     generator: torch.Generator, sigma: float = 0.5, edge_gradient: float = 0.1) -> torch.Tensor:
+def structured_start(
+    content: torch.Tensor,
+    style: torch.Tensor,
+    noise: Sequence[Sequence[float]],
+    generator: torch.Generator,
+    sigma: float = 0.5,
+    edge_gradient: float = 0.1,
+) -> torch.Tensor:
     """The content (1 x 3 x H x W) with every noise level mixed in (see the module docstring)."""
     h, w = content.shape[-2:]
     x = content.clone()
@@ -264,10 +287,15 @@ def check_image(name: str, rgb) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 
 
-def stylize(content: np.ndarray, style: np.ndarray, config: StyleConfig = StyleConfig(), *,
-            net: Optional[vggmod.VGG19] = None,
-            on_progress: Optional[Callable[[Progress], None]] = None,
-            should_stop: Optional[Callable[[], bool]] = None) -> StyleResult:
+def stylize(
+    content: np.ndarray,
+    style: np.ndarray,
+    config: StyleConfig = StyleConfig(),
+    *,
+    net: Optional[vggmod.VGG19] = None,
+    on_progress: Optional[Callable[[Progress], None]] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+) -> StyleResult:
     """Render ``content`` (H, W, 3 in [0, 1]) in the style of ``style``; returns the top level's image."""
     start_time = time.perf_counter()
     config.validate()
@@ -301,7 +329,9 @@ def stylize(content: np.ndarray, style: np.ndarray, config: StyleConfig = StyleC
         tv = tv_loss(x)
         loss = total + config.tv_weight * tv
         loss.backward()
-        parts.update(loss=float(loss.detach()), content=float(c.detach()), style=float(s.detach()), tv=float(tv.detach()))
+        parts.update(
+            loss=float(loss.detach()), content=float(c.detach()), style=float(s.detach()), tv=float(tv.detach())
+        )
         loop.offer(parts["loss"], lambda: x.detach().clone())  # the image this loss belongs to (before the step)
         return loss
 
@@ -331,5 +361,6 @@ def stylize(content: np.ndarray, style: np.ndarray, config: StyleConfig = StyleC
                 loop.best = x.detach().clone()
     image = to_hwc(loop.best)
     psnr = psnr_of(float(((loop.best.clamp(0, 1) - top_content) ** 2).mean()))
-    return StyleResult(image, time.perf_counter() - start_time, step, loop.stopped, loop.message, history,
-                       to_hwc(x0), psnr)
+    return StyleResult(
+        image, time.perf_counter() - start_time, step, loop.stopped, loop.message, history, to_hwc(x0), psnr
+    )

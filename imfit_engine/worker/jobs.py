@@ -28,12 +28,13 @@ Results (the ``result`` message):
 The engine is imported inside each job: the worker's start-up stays cheap and a missing package becomes an
 error message, not a crash.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
 
 from ..errors import ImfitError
 from .protocol import DEFAULT_PREVIEW_SECONDS, PREVIEW_NAME, RESULT_STEM
@@ -67,8 +68,17 @@ def _progress_sender(job: dict, send: Send):
     previews = _Previews(job, send)
 
     def on_progress(p, **extra) -> None:
-        send("progress", iteration=p.iteration, total=p.total, level=p.level, levels=p.levels, loss=p.loss,
-             psnr=p.psnr, elapsed=p.elapsed, **extra)
+        send(
+            "progress",
+            iteration=p.iteration,
+            total=p.total,
+            level=p.level,
+            levels=p.levels,
+            loss=p.loss,
+            psnr=p.psnr,
+            elapsed=p.elapsed,
+            **extra,
+        )
         previews.maybe(p.preview)
 
     return on_progress
@@ -95,15 +105,30 @@ def _send_fit_result(result, job: dict, send: Send) -> None:
     if job.get("source_name"):
         result.wavelets.meta.setdefault("source", {})["name"] = job["source_name"]
     fit_json, fit_png = write_result(result, job["output_dir"], RESULT_STEM, "json", preview=True)
-    send("result", path=str(fit_json), preview=str(fit_png), psnr=result.psnr, seconds=result.seconds,
-         iterations=result.iterations, stopped=result.stopped, message=result.message, wavelets=len(result.wavelets))
+    send(
+        "result",
+        path=str(fit_json),
+        preview=str(fit_png),
+        psnr=result.psnr,
+        seconds=result.seconds,
+        iterations=result.iterations,
+        stopped=result.stopped,
+        message=result.message,
+        wavelets=len(result.wavelets),
+    )
 
 
 def run_fit(job: dict, send: Send, should_stop) -> None:
     from ..api import fit_file
 
-    result = fit_file(job["image"], job.get("weight"), _fit_config(job), init=_init(job),
-                      on_progress=_progress_sender(job, send), should_stop=should_stop)
+    result = fit_file(
+        job["image"],
+        job.get("weight"),
+        _fit_config(job),
+        init=_init(job),
+        on_progress=_progress_sender(job, send),
+        should_stop=should_stop,
+    )
     _send_fit_result(result, job, send)
 
 
@@ -113,22 +138,47 @@ def run_sequence(job: dict, send: Send, should_stop) -> None:
     config = _fit_config(job)
     on_progress = _progress_sender(job, send)
     spec = job["sequence"]
-    frames = [sequence.Frame(int(f["number"]), f.get("image"), f.get("weight"), f.get("stem") or "")
-              for f in spec["frames"]]
+    frames = [
+        sequence.Frame(int(f["number"]), f.get("image"), f.get("weight"), f.get("stem") or "") for f in spec["frames"]
+    ]
 
     def on_frame(done) -> None:
-        send("frame", number=done.number, index=done.index, count=done.count, path=str(done.path), psnr=done.psnr,
-             seconds=done.seconds, keyframe=done.keyframe, resumed=done.resumed)
+        send(
+            "frame",
+            number=done.number,
+            index=done.index,
+            count=done.count,
+            path=str(done.path),
+            psnr=done.psnr,
+            seconds=done.seconds,
+            keyframe=done.keyframe,
+            resumed=done.resumed,
+        )
 
     out = Path(job["output_dir"]) / "frames"
-    run = sequence.fit_sequence(frames, config, out, int(spec.get("keyframe_interval", 10)),
-                                select=tuple(spec["select"]) if spec.get("select") else None, preview=False,
-                                on_frame=on_frame, on_progress=lambda f, p: on_progress(p, frame=f.number),
-                                should_stop=should_stop)
+    run = sequence.fit_sequence(
+        frames,
+        config,
+        out,
+        int(spec.get("keyframe_interval", 10)),
+        select=tuple(spec["select"]) if spec.get("select") else None,
+        preview=False,
+        on_frame=on_frame,
+        on_progress=lambda f, p: on_progress(p, frame=f.number),
+        should_stop=should_stop,
+    )
     message = "stopped on request; the finished frames are kept" if run.stopped else ""
-    send("result", path=str(out), frames=len(run.frames), psnr=run.psnr, seconds=sum(f.seconds for f in run.frames),
-         stopped=run.stopped, message=message, wavelets=config.num_wavelets,
-         flicker=asdict(run.flicker) if run.flicker else None)
+    send(
+        "result",
+        path=str(out),
+        frames=len(run.frames),
+        psnr=run.psnr,
+        seconds=sum(f.seconds for f in run.frames),
+        stopped=run.stopped,
+        message=message,
+        wavelets=config.num_wavelets,
+        flicker=asdict(run.flicker) if run.flicker else None,
+    )
 
 
 def _style_config(job: dict, device: str):
@@ -145,8 +195,15 @@ def run_fit_style(job: dict, send: Send, should_stop) -> None:
     from ..style.fit import fit_style_file
 
     config = _fit_config(job)
-    result = fit_style_file(job["image"], job.get("style"), config, _style_config(job, config.device), init=_init(job),
-                            on_progress=_progress_sender(job, send), should_stop=should_stop)
+    result = fit_style_file(
+        job["image"],
+        job.get("style"),
+        config,
+        _style_config(job, config.device),
+        init=_init(job),
+        on_progress=_progress_sender(job, send),
+        should_stop=should_stop,
+    )
     _send_fit_result(result, job, send)
 
 
@@ -155,16 +212,33 @@ def run_stylize(job: dict, send: Send, should_stop) -> None:
 
     config = _fit_config(job)
     path = Path(job["output_dir"]) / STYLIZED_NAME
-    r = stylize_file(job["image"], job.get("style"), path, _style_config(job, config.device),
-                     on_progress=_progress_sender(job, send), should_stop=should_stop)
-    send("result", kind="stylize", path=str(path), preview=str(path), width=int(r.image.shape[1]),
-         height=int(r.image.shape[0]), seconds=r.seconds, iterations=r.steps, stopped=r.stopped, message=r.message,
-         psnr=r.psnr)
+    r = stylize_file(
+        job["image"],
+        job.get("style"),
+        path,
+        _style_config(job, config.device),
+        on_progress=_progress_sender(job, send),
+        should_stop=should_stop,
+    )
+    send(
+        "result",
+        kind="stylize",
+        path=str(path),
+        preview=str(path),
+        width=int(r.image.shape[1]),
+        height=int(r.image.shape[0]),
+        seconds=r.seconds,
+        iterations=r.steps,
+        stopped=r.stopped,
+        message=r.message,
+        psnr=r.psnr,
+    )
 
 
 def run_expand(job: dict, send: Send, should_stop) -> None:
     from ..core.device import check_device
-    from ..expand import apply, config as expand_config, train
+    from ..expand import apply, train
+    from ..expand import config as expand_config
     from ..io import images
 
     spec = job.get("expand") or {}
@@ -173,8 +247,9 @@ def run_expand(job: dict, send: Send, should_stop) -> None:
         overrides = dict(spec.get("overrides") or {})
         config = expand_config.preset_config(str(spec.get("preset", "cpu-quick")), **overrides)
     except (TypeError, ValueError) as e:
-        raise ImfitError(f"the expansion job has bad settings ({e}). This is a bug in the add-on; please report it") \
-            from None
+        raise ImfitError(
+            f"the expansion job has bad settings ({e}). This is a bug in the add-on; please report it"
+        ) from None
     if scale not in expand_config.SCALES:
         raise ImfitError(f"expansion scale must be 2, 4 or 8, got {scale}")
     check_device(config.device)
@@ -185,19 +260,46 @@ def run_expand(job: dict, send: Send, should_stop) -> None:
     previews = _Previews(job, send)
 
     def on_train(p) -> None:
-        send("progress", iteration=p.iteration, total=p.total, level=0, levels=levels, loss=p.losses["g"], psnr=0.0,
-             elapsed=p.elapsed, phase="train", losses=p.losses)
+        send(
+            "progress",
+            iteration=p.iteration,
+            total=p.total,
+            level=0,
+            levels=levels,
+            loss=p.losses["g"],
+            psnr=0.0,
+            elapsed=p.elapsed,
+            phase="train",
+            losses=p.losses,
+        )
         previews.maybe(p.preview)
 
     start = time.perf_counter()
-    trained = train.train(rgb, config, checkpoint=spec.get("checkpoint"), on_mismatch="retrain",
-                          on_progress=on_train, should_stop=should_stop)
+    trained = train.train(
+        rgb,
+        config,
+        checkpoint=spec.get("checkpoint"),
+        on_mismatch="retrain",
+        on_progress=on_train,
+        should_stop=should_stop,
+    )
     expanded = apply.expand(trained.generator, rgb, scale, match=bool(spec.get("match", False)))
     expanded_path = out_dir / EXPANDED_NAME
     images.save_png(expanded_path, expanded)
-    result = dict(path=str(expanded_path), width=int(expanded.shape[1]), height=int(expanded.shape[0]), scale=scale,
-                  reused=trained.reused, iterations=trained.iterations, stopped=trained.stopped,
-                  message=trained.message, fit=None, preview=None, psnr=None, wavelets=0)
+    result = dict(
+        path=str(expanded_path),
+        width=int(expanded.shape[1]),
+        height=int(expanded.shape[0]),
+        scale=scale,
+        reused=trained.reused,
+        iterations=trained.iterations,
+        stopped=trained.stopped,
+        message=trained.message,
+        fit=None,
+        preview=None,
+        psnr=None,
+        wavelets=0,
+    )
     if fit_dict and not trained.stopped:
         result.update(_fit_expansion(expanded, job, send, previews, should_stop))
     result["seconds"] = time.perf_counter() - start
@@ -208,8 +310,17 @@ def _fit_expansion(expanded, job: dict, send: Send, previews: _Previews, should_
     from ..api import fit, write_result
 
     def on_fit(p) -> None:
-        send("progress", iteration=p.iteration, total=p.total, level=1, levels=2, loss=p.loss, psnr=p.psnr,
-             elapsed=p.elapsed, phase="fit")
+        send(
+            "progress",
+            iteration=p.iteration,
+            total=p.total,
+            level=1,
+            levels=2,
+            loss=p.loss,
+            psnr=p.psnr,
+            elapsed=p.elapsed,
+            phase="fit",
+        )
         previews.maybe(p.preview)
 
     name = f"{job.get('source_name') or Path(job['image']).name} expanded"
@@ -221,8 +332,13 @@ def _fit_expansion(expanded, job: dict, send: Send, previews: _Previews, should_
     return out
 
 
-JOBS = {"fit": run_fit, "sequence": run_sequence, "fit_style": run_fit_style, "stylize": run_stylize,
-        "expand": run_expand}
+JOBS = {
+    "fit": run_fit,
+    "sequence": run_sequence,
+    "fit_style": run_fit_style,
+    "stylize": run_stylize,
+    "expand": run_expand,
+}
 
 
 def job_kind(job: dict) -> str:

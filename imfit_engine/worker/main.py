@@ -2,6 +2,7 @@
 
 Only the standard library at the top: ``probe`` must run (and report) in a Python without numpy or torch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,11 +64,13 @@ def _read_job(path: str) -> dict:
         with open(path, encoding="utf-8") as f:
             job = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
-        raise ImfitError(f"cannot read the worker job file {path}: {e}. This is a bug in the add-on; "
-                         "please report it") from None
+        raise ImfitError(
+            f"cannot read the worker job file {path}: {e}. This is a bug in the add-on; please report it"
+        ) from None
     if not isinstance(job, dict) or not (job.get("image") or job.get("sequence")) or not job.get("output_dir"):
-        raise ImfitError(f"the worker job file {path} names no image or output folder. This is a bug in the "
-                         "add-on; please report it")
+        raise ImfitError(
+            f"the worker job file {path} names no image or output folder. This is a bug in the add-on; please report it"
+        )
     return job
 
 
@@ -79,12 +82,16 @@ def error_for(exc: BaseException) -> tuple[str, str]:
         return "user", str(exc)
     if isinstance(exc, ModuleNotFoundError) and exc.name and exc.name.split(".")[0] in ("torch", "numpy", "PIL"):
         package = {"PIL": "pillow"}.get(exc.name.split(".")[0], exc.name.split(".")[0])
-        return "no_torch", (f"the Python at {sys.executable} has no {package} (it needs torch, numpy and "
-                            "pillow). Install PyTorch from the add-on preferences, or choose a Python that has them")
+        return "no_torch", (
+            f"the Python at {sys.executable} has no {package} (it needs torch, numpy and "
+            "pillow). Install PyTorch from the add-on preferences, or choose a Python that has them"
+        )
     text = f"{type(exc).__name__}: {exc}"
     if "out of memory" in text.lower():
-        return "out_of_memory", ("the device ran out of memory. Use fewer wavelets or a smaller size, "
-                                 f"or the CPU device ({text.splitlines()[0][:200]})")
+        return "out_of_memory", (
+            "the device ran out of memory. Use fewer wavelets or a smaller size, "
+            f"or the CPU device ({text.splitlines()[0][:200]})"
+        )
     return "internal", f"the fit failed: {text.splitlines()[0][:300]} (details in the console)"
 
 
@@ -132,8 +139,9 @@ def install(target: str, index_url: str | None) -> int:
     channel = _Channel()
 
     def stream(argv: list[str]) -> int:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL
+        )
         for line in proc.stdout:
             if line.strip():
                 channel.send("log", line=line.rstrip()[:300])
@@ -141,16 +149,34 @@ def install(target: str, index_url: str | None) -> int:
 
     if subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode != 0:
         if stream([sys.executable, "-m", "ensurepip", "--upgrade"]) != 0:
-            channel.send("error", kind="user", message=f"{sys.executable} has no pip and ensurepip failed; "
-                         "install PyTorch into an external Python and choose it in the preferences")
+            channel.send(
+                "error",
+                kind="user",
+                message=f"{sys.executable} has no pip and ensurepip failed; "
+                "install PyTorch into an external Python and choose it in the preferences",
+            )
             return 1
-    argv = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--upgrade",
-            "--target", target, *TORCH_REQUIREMENTS]
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--upgrade",
+        "--target",
+        target,
+        *TORCH_REQUIREMENTS,
+    ]
     if index_url:
         argv += ["--index-url", index_url, "--extra-index-url", "https://pypi.org/simple"]
     if stream(argv) != 0:
-        channel.send("error", kind="user", message=f"pip could not install {' '.join(TORCH_REQUIREMENTS)} into "
-                     f"{target} (see the console for pip's output). Check the network, or use an external Python")
+        channel.send(
+            "error",
+            kind="user",
+            message=f"pip could not install {' '.join(TORCH_REQUIREMENTS)} into "
+            f"{target} (see the console for pip's output). Check the network, or use an external Python",
+        )
         return 1
     channel.send("result", path=target)
     return 0

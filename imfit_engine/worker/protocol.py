@@ -3,6 +3,7 @@
 Every protocol line is ``@imfit `` followed by one JSON object with a ``"type"``; see the package's
 docstring for the messages.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ def decode_line(line: str) -> dict | None:
     if not line.startswith(PREFIX):
         return None
     try:
-        message = json.loads(line[len(PREFIX):])
+        message = json.loads(line[len(PREFIX) :])
     except json.JSONDecodeError:
         return None
     return message if isinstance(message, dict) and "type" in message else None

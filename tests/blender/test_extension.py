@@ -3,6 +3,7 @@ user folder, enables, fits, disables leaving nothing registered, and enables aga
 
 The install runs in a fresh Python process: BLENDER_USER_RESOURCES must be set before bpy starts.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,19 +14,21 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from support import REPO
 
 BUILD_TOOL = REPO / "tools" / "build_extension.py"
 sys.path.insert(0, str(BUILD_TOOL.parent))
-import build_extension  # noqa: E402  (tools/ is not a package)
+import build_extension
 
 MODULE = "bl_ext.user_default.gabor_imfit"
 LEFT_OUT = ("tests/", "tools/", "bench/", "out/", "dist/", ".venv/", ".git/", ".ci/", "Makefile", "pyproject.toml")
 
 
 def run_blender_ext(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(build_extension.blender_ext_tool()), *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(build_extension.blender_ext_tool()), *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_blender_validates_the_manifest():
@@ -37,8 +40,7 @@ def test_blender_validates_the_manifest():
 def test_validator_rejects_a_long_tagline(tmp_path):
     """The check above is a real one: the same validator refuses a tagline over 64 characters."""
     manifest = (REPO / "blender_manifest.toml").read_text()
-    (tmp_path / "blender_manifest.toml").write_text(
-        manifest.replace('tagline = "', 'tagline = "' + "x" * 60, 1))
+    (tmp_path / "blender_manifest.toml").write_text(manifest.replace('tagline = "', 'tagline = "' + "x" * 60, 1))
     (tmp_path / "__init__.py").write_text("")
     done = run_blender_ext("validate", str(tmp_path))
     assert done.returncode != 0 and "tagline" in done.stdout + done.stderr
@@ -47,8 +49,9 @@ def test_validator_rejects_a_long_tagline(tmp_path):
 @pytest.fixture(scope="module")
 def extension_zip(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    done = subprocess.run([sys.executable, str(BUILD_TOOL), "--output-dir", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(BUILD_TOOL), "--output-dir", str(out)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     (zip_path,) = out.glob("gabor_imfit-*.zip")
     return zip_path
@@ -56,8 +59,15 @@ def extension_zip(tmp_path_factory) -> Path:
 
 def test_zip_bundles_engine_and_addon_only(extension_zip):
     names = zipfile.ZipFile(extension_zip).namelist()
-    for needed in ("blender_manifest.toml", "__init__.py", "addon/__init__.py", "addon/nodes/group.py",
-                   "imfit_engine/worker/main.py", "imfit_engine/core/fit.py", "imfit_engine/core/model.py"):
+    for needed in (
+        "blender_manifest.toml",
+        "__init__.py",
+        "addon/__init__.py",
+        "addon/nodes/group.py",
+        "imfit_engine/worker/main.py",
+        "imfit_engine/core/fit.py",
+        "imfit_engine/core/model.py",
+    ):
         assert needed in names
     assert any(n.startswith("shaders/") for n in names)
     assert not [n for n in names if n.startswith(LEFT_OUT) or "__pycache__" in n or n.endswith(".pyc")]
@@ -113,11 +123,12 @@ print("REPORT " + json.dumps(report))
 def run_in_sandbox(script: str, user: Path, *args: str, timeout: float = 300) -> dict:
     """Run ``script`` in a fresh Python whose Blender user folder is ``user``; its REPORT line, parsed."""
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(user), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=user.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=user.parent
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
     assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads(lines[-1][len("REPORT "):])
+    return json.loads(lines[-1][len("REPORT ") :])
 
 
 def test_zip_installs_fits_and_unregisters_cleanly(extension_zip, tmp_path):
@@ -127,13 +138,27 @@ def test_zip_installs_fits_and_unregisters_cleanly(extension_zip, tmp_path):
     # the installed copy's engine runs the fit, not the checkout's
     assert Path(report["engine_root"]).resolve().is_relative_to(user.resolve())
     enabled = set(report["enabled"])
-    for expected in ("IMFIT_OT_fit", "IMFIT_OT_refine", "IMFIT_OT_cancel", "IMFIT_PT_IMAGE_main",
-                     "IMFIT_PT_VIEW3D_main", "IMFIT_PT_NODE_main", "IMFIT_PT_NODE_losses", "Scene.imfit",
-                     "bpy.ops.imfit.fit", "depsgraph_update_post:imfit_sync_on_depsgraph",
-                     "render_pre:imfit_sync_on_render_pre", "load_post:imfit_sync_on_load",
-                     "load_pre:imfit_end_fit_on_load", "frame_change_post:imfit_sync_textures_on_frame",
-                     "STATUSBAR_HT_header:draw_status_bar", "IMAGE_MT_image:draw_submenu",
-                     "NODE_MT_node:draw_submenu", "TOPBAR_MT_file_export:draw_export_menu", "preferences"):
+    for expected in (
+        "IMFIT_OT_fit",
+        "IMFIT_OT_refine",
+        "IMFIT_OT_cancel",
+        "IMFIT_PT_IMAGE_main",
+        "IMFIT_PT_VIEW3D_main",
+        "IMFIT_PT_NODE_main",
+        "IMFIT_PT_NODE_losses",
+        "Scene.imfit",
+        "bpy.ops.imfit.fit",
+        "depsgraph_update_post:imfit_sync_on_depsgraph",
+        "render_pre:imfit_sync_on_render_pre",
+        "load_post:imfit_sync_on_load",
+        "load_pre:imfit_end_fit_on_load",
+        "frame_change_post:imfit_sync_textures_on_frame",
+        "STATUSBAR_HT_header:draw_status_bar",
+        "IMAGE_MT_image:draw_submenu",
+        "NODE_MT_node:draw_submenu",
+        "TOPBAR_MT_file_export:draw_export_menu",
+        "preferences",
+    ):
         assert expected in enabled, expected
     assert report["fit"]["result"] == ["FINISHED"] and report["fit"]["group"]
     assert report["fit"]["psnr"] > 12.0
@@ -142,7 +167,7 @@ def test_zip_installs_fits_and_unregisters_cleanly(extension_zip, tmp_path):
     assert report["fit_again"]["result"] == ["FINISHED"]
 
 
-INSTALL_TORCH_SCRIPT = r'''
+INSTALL_TORCH_SCRIPT = r"""
 import json, os, sys
 import bpy
 
@@ -157,7 +182,7 @@ status = sys.modules[MODULE + ".addon.ops_engine"].install_status
 print("REPORT " + json.dumps({"result": sorted(result), "site": site, "files": sorted(os.listdir(site)),
                               "status": status.text,
                               "probe": prefs.cached_probe()}))
-'''
+"""
 
 
 @pytest.mark.slow

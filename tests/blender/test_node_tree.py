@@ -4,6 +4,7 @@ Cycles (CPU, emission, Standard view transform) must match ``to_image(render_ref
 within 2/255 in display space.  EEVEE is checked at 1024 wavelets (the data-texture loop) and,
 marked slow because software GL compiles the big shader for over a minute, at 256 (unrolled).
 """
+
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from blender_util import (  # noqa: E402
+from blender_util import (
     addon_module,
     fresh_scene,
     max_error_255,
@@ -22,7 +23,7 @@ from blender_util import (  # noqa: E402
     reference_signed,
     render_display,
 )
-from imfit_engine.core import model  # noqa: E402
+from imfit_engine.core import model
 
 nt = addon_module("nodes.group")
 keys, anim, loop = addon_module("nodes.keyframes"), addon_module("nodes.animation"), addon_module("nodes.loop")
@@ -45,8 +46,10 @@ def test_cycles_render_matches_engine(count, width, height):
     reference = reference_display(params, width / height, width, height)
     error = max_error_255(image, reference)
     clipped = float(((reference <= 0) | (reference >= 1)).mean())
-    print(f"\nCycles N={count} {width}x{height}: build {build_s:.2f} s, render {render_s:.2f} s, "
-          f"max error {error:.3f}/255, clipped {clipped:.1%}")
+    print(
+        f"\nCycles N={count} {width}x{height}: build {build_s:.2f} s, render {render_s:.2f} s, "
+        f"max error {error:.3f}/255, clipped {clipped:.1%}"
+    )
     assert error <= TOLERANCE
     assert image.std() > 0.05  # a real picture, not a flat or black one
     if count == 1024:
@@ -60,8 +63,14 @@ def test_global_controls_act_on_every_wavelet():
     params = realistic_params(16, aspect, height, seed=7)
     scene, group, plane, _ = preview_scene(nt, params, width, height)
     node = plane.data.materials[0].node_tree.nodes["ImFit"]
-    controls = {"Phase Shift": 0.7, "Rotation Offset": -0.4, "Scale": 1.3, "Frequency Multiplier": 0.8,
-                "Amplitude Multiplier": 1.5, "Offset": 0.1}
+    controls = {
+        "Phase Shift": 0.7,
+        "Rotation Offset": -0.4,
+        "Scale": 1.3,
+        "Frequency Multiplier": 0.8,
+        "Amplitude Multiplier": 1.5,
+        "Offset": 0.1,
+    }
     for name, value in controls.items():
         node.inputs[name].default_value = value
     changed = params.astype(np.float64).copy()
@@ -156,7 +165,7 @@ def test_backend_swap_keeps_sockets_values_and_keys():
     keys_before = sorted((fc.data_path, fc.array_index) for fc in anim.fcurves_of(chunk))
     atom = chunk.nodes["W00"].node_tree
     sockets_before = [(s.name, s.in_out) for s in atom.interface.items_tree]
-    separates = lambda: sum(n.bl_idname == "ShaderNodeSeparateXYZ" for n in atom.nodes)  # noqa: E731
+    separates = lambda: sum(n.bl_idname == "ShaderNodeSeparateXYZ" for n in atom.nodes)
     assert separates() == 0  # Cycles' SVM leaks a stack slot per unused Separate XYZ output
     assert nt.set_backend(group, "EEVEE") and nt.get_backend(group) == "EEVEE"
     assert separates() > 0
@@ -199,8 +208,10 @@ def _eevee_check(count, width, height, backend):
     assert nt.get_backend(group) == backend
     image, render_s = render_display(scene)
     error = max_error_255(image, reference_display(params, width / height, width, height))
-    print(f"\nEEVEE ({backend}) N={count} {width}x{height}: build {build_s:.2f} s, render {render_s:.1f} s, "
-          f"max error {error:.3f}/255")
+    print(
+        f"\nEEVEE ({backend}) N={count} {width}x{height}: build {build_s:.2f} s, render {render_s:.1f} s, "
+        f"max error {error:.3f}/255"
+    )
     assert error <= TOLERANCE
     return scene, group, params
 

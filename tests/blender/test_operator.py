@@ -3,6 +3,7 @@
 Fits are tiny (16 wavelets, 32 px) so the file stays fast; what is checked is the plumbing:
 node group, stored text, metrics, save/reopen, warm start, cancel, dead workers, input files.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from blender_util import read_pixels
 from support import DATA
 
@@ -45,8 +47,15 @@ def start_long_job(ext, image, previews: int = 0):
     Returns once the worker reported progress (and ``previews`` live previews)."""
     addon = ext.addon
     config = bpy.context.scene.imfit.fit_config(bpy.context, num_wavelets=16, size=32, iterations=100_000, rescales=0)
-    job = addon.jobs.fit.FitJob(bpy.context.scene, image, None, config, python=sys.executable,
-                               env=addon.jobs.interpreter.worker_environment([]), preview_seconds=0.0).start()
+    job = addon.jobs.fit.FitJob(
+        bpy.context.scene,
+        image,
+        None,
+        config,
+        python=sys.executable,
+        env=addon.jobs.interpreter.worker_environment([]),
+        preview_seconds=0.0,
+    ).start()
     deadline = time.monotonic() + 60
     while job.iteration == 0 or job.previews < previews:
         assert job.tick(timeout=0.5), f"the worker ended before its first progress report: {job.error}"
@@ -313,12 +322,14 @@ def test_check_engine_probes_and_caches(ext, tmp_path):
 def test_worker_process_separates_protocol_from_noise(ext):
     """Stray output never becomes a message; the exit message comes last with the stderr tail."""
     worker_client, worker = ext.addon.jobs.process, ext.addon.engine.protocol
-    script = ("import sys\n"
-              "print('loading weights...')\n"
-              f"sys.stdout.write({worker.encode_message('progress', iteration=1, total=2)!r})\n"
-              "print('@imfit {not json')\n"
-              "print('warning: something', file=sys.stderr)\n"
-              "sys.exit(sys.stdin.readline().strip() == 'stop' and 7)\n")
+    script = (
+        "import sys\n"
+        "print('loading weights...')\n"
+        f"sys.stdout.write({worker.encode_message('progress', iteration=1, total=2)!r})\n"
+        "print('@imfit {not json')\n"
+        "print('warning: something', file=sys.stderr)\n"
+        "sys.exit(sys.stdin.readline().strip() == 'stop' and 7)\n"
+    )
     process = worker_client.WorkerProcess([sys.executable, "-c", script])
     process.start()
     process.request_stop()

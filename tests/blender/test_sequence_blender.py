@@ -4,6 +4,7 @@ Real bpy, real worker and engine processes, the shipped 12-frame clip (tests/dat
 movie it came from (tests/data/realshort.mp4).  Keyed groups are rendered by Cycles at two frames
 and compared with the engine's own renders of those frames' parameters.
 """
+
 from __future__ import annotations
 
 import runpy
@@ -16,9 +17,9 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from blender_util import max_error_255, read_png16, reference_display, render_display  # noqa: E402
-from imfit_engine.io import formats  # noqa: E402
-from support import DATA  # noqa: E402
+from blender_util import max_error_255, read_png16, reference_display, render_display
+from imfit_engine.io import formats
+from support import DATA
 
 CLIP = DATA / "clip"
 MOVIE = DATA / "realshort.mp4"
@@ -90,8 +91,9 @@ def test_movie_frames_come_from_its_image_user(ext):
     user = node.image_user
     user.frame_start, user.frame_duration, user.frame_offset = 20, 3, 4  # scene 20..22 show movie frames 5..7
     assert ext.addon.jobs.sequence.image_frames(movie) == [(20, 5), (21, 6), (22, 7)]
-    assert bpy.ops.imfit.fit_sequence(image=movie.name, keyframe_interval=2, interpolation="CONSTANT",
-                                      **TINY) == {"FINISHED"}
+    assert bpy.ops.imfit.fit_sequence(image=movie.name, keyframe_interval=2, interpolation="CONSTANT", **TINY) == {
+        "FINISHED"
+    }
     group = bpy.data.node_groups["ImFit realshort.mp4"]
     count, keys = keyed_frames(ext, group)
     assert count == 16 * COMPONENTS and keys == {(20, 21, 22)}
@@ -110,9 +112,17 @@ def test_cancel_keeps_the_finished_frames_keyed(ext):
     image.source = "SEQUENCE"
     addon, scene = ext.addon, bpy.context.scene
     config = scene.imfit.fit_config(bpy.context, num_wavelets=16, size=48, iterations=150, rescales=0)
-    job = addon.jobs.sequence.SequenceJob(scene, image, None, config, keyframe_interval=1, interpolation="LINEAR",
-                                         python=sys.executable, env=addon.jobs.interpreter.worker_environment([]),
-                                         create_plane=False).start()
+    job = addon.jobs.sequence.SequenceJob(
+        scene,
+        image,
+        None,
+        config,
+        keyframe_interval=1,
+        interpolation="LINEAR",
+        python=sys.executable,
+        env=addon.jobs.interpreter.worker_environment([]),
+        create_plane=False,
+    ).start()
     while job.frames_done < 2:
         assert job.tick(timeout=0.5), job.error
     assert job.status.startswith("Frame ") and "/12: Level" in job.status, job.status
@@ -150,8 +160,18 @@ def one_run(imfit_extension, tmp_path_factory):
     """The whole clip through the batch entry, uninterrupted, saved as a .blend."""
     out = tmp_path_factory.mktemp("batch")
     bpy.ops.wm.read_homefile(use_empty=True)
-    code = imfit_extension.addon.batch.main(["fit", str(CLIP), *ENGINE_TINY, "--output-dir", str(out / "frames"),
-                                             "--blend", str(out / "clip.blend"), "--camera"])
+    code = imfit_extension.addon.batch.main(
+        [
+            "fit",
+            str(CLIP),
+            *ENGINE_TINY,
+            "--output-dir",
+            str(out / "frames"),
+            "--blend",
+            str(out / "clip.blend"),
+            "--camera",
+        ]
+    )
     assert code == 0
     return out
 
@@ -216,8 +236,11 @@ def test_batch_script_entry_and_errors(ext, one_run, tmp_path, capsys, monkeypat
     assert batch._handle is not None  # blender -c gabor_imfit is registered
     script = Path(batch.__file__)
     blend = tmp_path / "script.blend"
-    monkeypatch.setattr(sys, "argv", ["blender", "-b", "--python", str(script), "--", "merge",
-                                      str(one_run / "frames"), "--blend", str(blend)])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["blender", "-b", "--python", str(script), "--", "merge", str(one_run / "frames"), "--blend", str(blend)],
+    )
     with pytest.raises(SystemExit) as done:
         runpy.run_path(str(script), run_name="__main__")
     assert done.value.code == 0 and blend.is_file()

@@ -1,4 +1,5 @@
 """The add-on's shader exports and its OSL material (Cycles' path for very large fits), in real Blender."""
+
 import numpy as np
 import pytest
 
@@ -15,12 +16,16 @@ def stored_fit(imfit_extension):
 
     bpy.ops.wm.read_homefile(use_empty=True)
     image = bpy.data.images.load(str(DATA / "coffee.png"))
-    assert bpy.ops.imfit.fit(image=image.name, num_wavelets=16, size=W, iterations=10, create_plane=True) == {"FINISHED"}
+    assert bpy.ops.imfit.fit(image=image.name, num_wavelets=16, size=W, iterations=10, create_plane=True) == {
+        "FINISHED"
+    }
     return image.name
 
 
-@pytest.mark.parametrize("kind,ext", [("GLSL", ".glsl"), ("UNIFORMS", ".txt"), ("TEXTURE_EXR", ".exr"),
-                                      ("TEXTURE_PNG", ".png"), ("OSL", ".osl")])
+@pytest.mark.parametrize(
+    "kind,ext",
+    [("GLSL", ".glsl"), ("UNIFORMS", ".txt"), ("TEXTURE_EXR", ".exr"), ("TEXTURE_PNG", ".png"), ("OSL", ".osl")],
+)
 def test_export_shader_writes_each_kind(stored_fit, kind, ext, tmp_path):
     import bpy
 

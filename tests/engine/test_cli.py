@@ -1,4 +1,5 @@
 """`imfit` end to end: every mode on tiny inputs, render/convert, and every bad input."""
+
 import json
 import shutil
 import subprocess
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from support import DATA, REPO, psnr
 from imfit_engine.cli import main
 from imfit_engine.io.formats import load_json
+from support import DATA, REPO, psnr
 
 FAST = ["--size", "24", "--num-gabors", "8", "--iterations", "5", "--rescales", "0"]
 
@@ -37,7 +38,9 @@ def frames(tmp_path):
 
 
 def test_fit_image_writes_all_outputs(tmp_path, capsys):
-    code, out, _ = run(["fit", str(DATA / "coffee.png"), *FAST, "--format", "both", "--output-dir", str(tmp_path)], capsys)
+    code, out, _ = run(
+        ["fit", str(DATA / "coffee.png"), *FAST, "--format", "both", "--output-dir", str(tmp_path)], capsys
+    )
     assert code == 0
     assert "PSNR" in out and " s " in out
     ws = load_json(tmp_path / "coffee.json")
@@ -49,8 +52,20 @@ def test_fit_image_writes_all_outputs(tmp_path, capsys):
 
 def test_fit_folder_and_weight_folder(frames, tmp_path, capsys):
     out_dir = tmp_path / "out"
-    code, out, _ = run(["fit", str(frames), "--mode", "folder", "--weight", str(frames.parent / "weights"), *FAST,
-                        "--output-dir", str(out_dir)], capsys)
+    code, out, _ = run(
+        [
+            "fit",
+            str(frames),
+            "--mode",
+            "folder",
+            "--weight",
+            str(frames.parent / "weights"),
+            *FAST,
+            "--output-dir",
+            str(out_dir),
+        ],
+        capsys,
+    )
     assert code == 0 and out.count("PSNR") == 3
     assert sorted(p.name for p in out_dir.glob("*.json")) == ["f0000.json", "f0001.json", "f0002.json"]
 
@@ -58,8 +73,9 @@ def test_fit_folder_and_weight_folder(frames, tmp_path, capsys):
 def test_video_mode_warm_starts(frames, tmp_path, capsys):
     """Frames 1 and 2 start from the previous frame (cold start every 2): their wavelets stay close."""
     out_dir = tmp_path / "video"
-    code, _, _ = run(["fit", str(frames), "--mode", "video", "--keyframes", "2", *FAST, "--output-dir", str(out_dir)],
-                     capsys)
+    code, _, _ = run(
+        ["fit", str(frames), "--mode", "video", "--keyframes", "2", *FAST, "--output-dir", str(out_dir)], capsys
+    )
     assert code == 0
     p = [load_json(out_dir / f"f{k:04d}.json").params for k in range(3)]
     warm = np.abs(p[1][:, :2] - p[0][:, :2]).mean()  # frame 1 warm-started from frame 0
@@ -77,15 +93,45 @@ def test_vm_mode(frames, tmp_path, capsys):
 
 
 def test_render_and_convert_round_trip(tmp_path, capsys):
-    run(["fit", str(DATA / "astronaut.png"), "--size", "32", "--num-gabors", "16", "--iterations", "10",
-         "--output-dir", str(tmp_path)], capsys)
-    code, _, _ = run(["render", str(tmp_path / "astronaut.json"), "--width", "96", "-o", str(tmp_path / "big.png")], capsys)
+    run(
+        [
+            "fit",
+            str(DATA / "astronaut.png"),
+            "--size",
+            "32",
+            "--num-gabors",
+            "16",
+            "--iterations",
+            "10",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capsys,
+    )
+    code, _, _ = run(
+        ["render", str(tmp_path / "astronaut.json"), "--width", "96", "-o", str(tmp_path / "big.png")], capsys
+    )
     assert code == 0 and Image.open(tmp_path / "big.png").size == (96, 96)
-    code, _, _ = run(["convert", str(tmp_path / "astronaut.json"), str(tmp_path / "a.txt"), "--width", "32",
-                      "--height", "32"], capsys)
+    code, _, _ = run(
+        ["convert", str(tmp_path / "astronaut.json"), str(tmp_path / "a.txt"), "--width", "32", "--height", "32"],
+        capsys,
+    )
     assert code == 0
-    code, _, _ = run(["render", str(tmp_path / "a.txt"), "--source-width", "32", "--source-height", "32", "--width", "32",
-                      "-o", str(tmp_path / "from_txt.png")], capsys)
+    code, _, _ = run(
+        [
+            "render",
+            str(tmp_path / "a.txt"),
+            "--source-width",
+            "32",
+            "--source-height",
+            "32",
+            "--width",
+            "32",
+            "-o",
+            str(tmp_path / "from_txt.png"),
+        ],
+        capsys,
+    )
     assert code == 0
     a = np.asarray(Image.open(tmp_path / "astronaut.png"), np.float32) / 255
     b = np.asarray(Image.open(tmp_path / "from_txt.png"), np.float32) / 255
@@ -111,20 +157,57 @@ def _png16(path):
 
 BAD_INPUTS = {
     # name: (setup(tmp) -> argv, expected code, words that must be in stderr)
-    "corrupt image": (lambda t: (t / "x.png").write_bytes(b"\x89PNG garbage") and ["fit", str(t / "x.png")], 2,
-                      ["x.png", "cannot read"]),
+    "corrupt image": (
+        lambda t: (t / "x.png").write_bytes(b"\x89PNG garbage") and ["fit", str(t / "x.png")],
+        2,
+        ["x.png", "cannot read"],
+    ),
     "missing image": (lambda t: ["fit", str(t / "nope.png")], 2, ["nope.png"]),
     "missing folder": (lambda t: ["fit", str(t / "nofolder"), "--mode", "folder"], 2, ["nofolder"]),
     "empty folder": (lambda t: (t / "empty").mkdir() or ["fit", str(t / "empty"), "--mode", "video"], 2, ["empty"]),
-    "all-black weight": (lambda t: Image.new("L", (24, 16)).save(t / "w.png") or
-                         ["fit", str(DATA / "coffee.png"), "--weight", str(t / "w.png")], 2, ["w.png", "all black"]),
-    "bad txt line": (lambda t: (t / "p.txt").write_text("0,0,0,0.1,0.1,0,0,0,0,0.5,0.5,0.5\n1,2,3\n") and
-                     ["render", str(t / "p.txt"), "--width", "8", "--source-width", "8", "--source-height", "8", "-o",
-                      str(t / "r.png")], 2, ["p.txt", "line 2"]),
-    "malformed json": (lambda t: (t / "p.json").write_text('{"format": "gabor-imfit", "version": 1,') and
-                       ["render", str(t / "p.json"), "--width", "8", "-o", str(t / "r.png")], 2, ["p.json"]),
-    "future version": (lambda t: (t / "p.json").write_text(json.dumps({"format": "gabor-imfit", "version": 99})) and
-                       ["render", str(t / "p.json"), "--width", "8", "-o", str(t / "r.png")], 2, ["p.json", "99"]),
+    "all-black weight": (
+        lambda t: (
+            Image.new("L", (24, 16)).save(t / "w.png")
+            or ["fit", str(DATA / "coffee.png"), "--weight", str(t / "w.png")]
+        ),
+        2,
+        ["w.png", "all black"],
+    ),
+    "bad txt line": (
+        lambda t: (
+            (t / "p.txt").write_text("0,0,0,0.1,0.1,0,0,0,0,0.5,0.5,0.5\n1,2,3\n")
+            and [
+                "render",
+                str(t / "p.txt"),
+                "--width",
+                "8",
+                "--source-width",
+                "8",
+                "--source-height",
+                "8",
+                "-o",
+                str(t / "r.png"),
+            ]
+        ),
+        2,
+        ["p.txt", "line 2"],
+    ),
+    "malformed json": (
+        lambda t: (
+            (t / "p.json").write_text('{"format": "gabor-imfit", "version": 1,')
+            and ["render", str(t / "p.json"), "--width", "8", "-o", str(t / "r.png")]
+        ),
+        2,
+        ["p.json"],
+    ),
+    "future version": (
+        lambda t: (
+            (t / "p.json").write_text(json.dumps({"format": "gabor-imfit", "version": 99}))
+            and ["render", str(t / "p.json"), "--width", "8", "-o", str(t / "r.png")]
+        ),
+        2,
+        ["p.json", "99"],
+    ),
     "zero-size image": (lambda t: _zero_png(t / "z.png") or ["fit", str(t / "z.png")], 2, ["z.png"]),
     "folder in image mode": (lambda t: ["fit", str(t)], 2, ["folder"]),
 }
@@ -138,7 +221,9 @@ def _zero_png(path):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", 0, 0, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))

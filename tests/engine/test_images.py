@@ -1,4 +1,5 @@
 """Image loading in every mode torch-imfit users meet, weights, previews, folders; files made in tmp_path."""
+
 import logging
 import struct
 import subprocess
@@ -10,10 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imfit_engine.io import images
 from imfit_engine.errors import ImfitError
+from imfit_engine.io import images
 from support import DATA
-
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +25,12 @@ def astronaut():
 
 def png_bytes(width, height, bit_depth, colour_type, rows: bytes) -> bytes:
     """A PNG written from its specification (filter 0 on every row), independent of pillow's writer."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
-            + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def test_rgb_png_loads_as_float_values_of_the_stored_bytes(tmp_path, astronaut):
@@ -123,11 +124,19 @@ def test_unreadable_images_raise_one_clear_error(tmp_path, astronaut):
     (tmp_path / "text.jpg").write_text("not a picture")
     (tmp_path / "zero.png").write_bytes(png_bytes(0, 0, 8, 2, b""))
     (tmp_path / "folder.png").mkdir()
-    for name, reason in [("corrupt.png", "truncated"), ("empty.png", "not an image pillow can decode"),
-                         ("text.jpg", "not an image"), ("zero.png", "not an image"),
-                         ("missing.png", "no such file"), ("folder.png", "it is a folder")]:
-        with pytest.raises(ImfitError, match=rf"^cannot read image .*{name}: .*{reason}.*"
-                                             r"Use a PNG, JPEG, TIFF, BMP or WebP file"):
+    for name, reason in [
+        ("corrupt.png", "truncated"),
+        ("empty.png", "not an image pillow can decode"),
+        ("text.jpg", "not an image"),
+        ("zero.png", "not an image"),
+        ("missing.png", "no such file"),
+        ("folder.png", "it is a folder"),
+    ]:
+        with pytest.raises(
+            ImfitError,
+            match=rf"^cannot read image .*{name}: .*{reason}.*"
+            r"Use a PNG, JPEG, TIFF, BMP or WebP file",
+        ):
             images.load_image(tmp_path / name)
 
 
@@ -148,11 +157,16 @@ def test_weight_alpha_multiplies_and_black_weights_are_refused(tmp_path):
     white = np.full((8, 8, 4), 255, dtype=np.uint8)
     white[:, :4, 3] = 0
     Image.fromarray(white).save(tmp_path / "half.png")
-    assert np.array_equal(images.load_weight(tmp_path / "half.png", 8, 8),
-                          np.repeat([[0.0] * 4 + [1.0] * 4], 8, axis=0).astype(np.float32))
+    assert np.array_equal(
+        images.load_weight(tmp_path / "half.png", 8, 8),
+        np.repeat([[0.0] * 4 + [1.0] * 4], 8, axis=0).astype(np.float32),
+    )
     Image.new("RGB", (8, 8)).save(tmp_path / "black.png")
-    with pytest.raises(ImfitError, match=r"weight image .*black\.png is all black: nothing would be fitted\. "
-                                         r"Use white where the fit matters"):
+    with pytest.raises(
+        ImfitError,
+        match=r"weight image .*black\.png is all black: nothing would be fitted\. "
+        r"Use white where the fit matters",
+    ):
         images.load_weight(tmp_path / "black.png", 16, 16)
 
 
@@ -200,7 +214,9 @@ def test_list_images_and_find_weight_follow_torch_imfit_naming(tmp_path):
 
 def test_file_modules_do_not_need_torch():
     """Blender's Python reads fits and images without torch."""
-    code = ("import sys; import imfit_engine.io.formats, imfit_engine.io.images, imfit_engine.io.atomic; "
-            "sys.exit('torch' in sys.modules)")
+    code = (
+        "import sys; import imfit_engine.io.formats, imfit_engine.io.images, imfit_engine.io.atomic; "
+        "sys.exit('torch' in sys.modules)"
+    )
     root = Path(__file__).parent.parent
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0

@@ -1,4 +1,5 @@
 """The tiled renderer against the dense reference: values, gradients, truncation, memory."""
+
 import json
 import math
 import subprocess
@@ -9,7 +10,6 @@ import torch
 
 from imfit_engine.core.model import COLUMNS
 from imfit_engine.core.render import render, render_reference, to_image, truncation_bound
-
 from support import REPO, random_params
 
 
@@ -94,8 +94,13 @@ print(json.dumps({"delta_mb": (peak - base) / 1024, "finite": bool(torch.isfinit
 def test_memory_bounded_for_large_n():
     """50k wavelets at 64^2: a dense N x H x W float32 tensor alone would be 800 MB; the tiled path stays small."""
     n, size = 50_000, 64
-    out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(REPO / "tests"), str(n), str(size)],
-                         capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(REPO / "tests"), str(n), str(size)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     probe = json.loads(out.stdout.strip().splitlines()[-1])
     dense_mb = n * size * size * 4 / 2**20
     assert probe["finite"]

@@ -3,6 +3,7 @@
 The clip is 12 frames of a real hand-held shot (tests/data/clip, from imageio's realshort.mp4);
 fits are tiny (16 wavelets, 40 px) so the whole file takes seconds.
 """
+
 import math
 import os
 import signal
@@ -14,13 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from support import DATA, REPO
 from imfit_engine import sequence
-from imfit_engine.io import formats
-from imfit_engine.errors import ImfitError
 from imfit_engine.core.fit import FitConfig
 from imfit_engine.core.model import PHASE, THETA
 from imfit_engine.core.render import render_reference
+from imfit_engine.errors import ImfitError
+from imfit_engine.io import formats
+from support import DATA, REPO
 
 CLIP = DATA / "clip"
 CONFIG = FitConfig(num_wavelets=16, size=40, iterations=10, device="cpu")
@@ -59,8 +60,14 @@ def test_keyframes_warm_frames_and_records(whole):
     assert [f.number for f in result.frames] == list(range(1, 13))
     assert [f.keyframe for f in result.frames] == [k % K == 0 for k in range(12)]
     record = formats.load_json(out / "realshort_0006.json").meta["metrics"][sequence.META_KEY]
-    assert record == {"frame": 6, "position": 5, "keyframe": False, "segment": 4, "keyframe_interval": K,
-                      "warm_from": 5}
+    assert record == {
+        "frame": 6,
+        "position": 5,
+        "keyframe": False,
+        "segment": 4,
+        "keyframe_interval": K,
+        "warm_from": 5,
+    }
     settings = formats.load_json(out / "realshort_0006.json").meta["settings"]
     assert settings["seed"] == CONFIG.seed + 6 and settings["rescales"] == 0  # warm frames continue at full size
     assert all(f.psnr > 18 for f in result.frames)
@@ -93,8 +100,13 @@ KILLED_RUN = textwrap.dedent("""
 
 def test_resume_after_a_kill_matches_an_uninterrupted_run(whole, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    done = subprocess.run([sys.executable, "-c", KILLED_RUN, str(CLIP), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(CLIP), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert sorted(p.name for p in tmp_path.glob("*.json")) == [f"realshort_{k:04d}.json" for k in range(1, 6)]
 

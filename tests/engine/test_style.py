@@ -4,12 +4,12 @@ style-guided wavelet fits, the CLI, the worker and the Blender operators.
 The effect tests measure the images, not the losses: a random-weight VGG reaches a *lower* Gram loss
 than the real one on textures (measured when the style tests were written), so "the loss went down" proves nothing.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,15 +21,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from support import DATA, REPO, load_rgb
+from imfit_engine.api import render_image as render_preview
+from imfit_engine.cli import main
+from imfit_engine.core.fit import FitConfig
+from imfit_engine.errors import ImfitError
+from imfit_engine.io.formats import load_json
 from imfit_engine.style import transfer as st
 from imfit_engine.style import vgg
-from imfit_engine.cli import main
-from imfit_engine.errors import ImfitError
-from imfit_engine.core.fit import FitConfig
-from imfit_engine.io.formats import load_json
-from imfit_engine.api import render_image as render_preview
 from imfit_engine.style.fit import fit_style
+from support import DATA, REPO, load_rgb
 
 
 def stripes(w, h, period=8.0, angle_deg=45.0):
@@ -59,14 +59,16 @@ def spectrum_distance(a, b) -> float:
 
 def blurred_correlation(a, b, sigma=1.5) -> float:
     """Pearson correlation of the two images' colours blurred by a Gaussian (content kept, stripes ignored)."""
+
     def blur(x):
         t = torch.as_tensor(np.asarray(x, np.float32)).permute(2, 0, 1)[:, None]
         r = int(3 * sigma)
-        k = torch.exp(-torch.arange(-r, r + 1.0) ** 2 / (2 * sigma * sigma))
+        k = torch.exp(-(torch.arange(-r, r + 1.0) ** 2) / (2 * sigma * sigma))
         k = k / k.sum()
         t = F.conv2d(F.pad(t, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
         t = F.conv2d(F.pad(t, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
         return t.flatten().numpy().astype(np.float64)
+
     x, y = blur(a), blur(b)
     x, y = x - x.mean(), y - y.mean()
     return float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
@@ -158,7 +160,7 @@ def test_gram_of_identical_features_gives_zero_loss():
     g = torch.Generator().manual_seed(0)
     f = torch.randn(1, 16, 9, 7, generator=g)
     assert float(st.gram_loss(f, vgg.gram(f))) == 0.0
-    assert abs(float(st.gram_loss(f * 1.1, vgg.gram(f))) - 0.21 ** 2) < 1e-5  # Gram x 1.21: relative error 0.21
+    assert abs(float(st.gram_loss(f * 1.1, vgg.gram(f))) - 0.21**2) < 1e-5  # Gram x 1.21: relative error 0.21
     # a Gram matrix ignores where the features are: shuffled pixels give the same Gram
     shuffled = f.flatten(2)[..., torch.randperm(63, generator=g)].view_as(f)
     assert float(st.gram_loss(shuffled, vgg.gram(f))) < 1e-10
@@ -200,11 +202,10 @@ def test_noise_colours_are_a_permutation_of_the_style_pixels():
     assert sorted(map(tuple, colours.tolist())) == sorted(map(tuple, pixels.tolist()))
     more = st.permuted_style_colours(pixels, 75, g)  # longer: permutations back to back
     for start in (0, 30):
-        assert sorted(map(tuple, more[start:start + 30].tolist())) == sorted(map(tuple, pixels.tolist()))
+        assert sorted(map(tuple, more[start : start + 30].tolist())) == sorted(map(tuple, pixels.tolist()))
     # pixel-wide noise of a 5x6 image from a 5x6 style: exactly its pixels, shuffled
     noise = st.noise_map(style, 5, 6, 0, g)
-    assert sorted(map(tuple, noise[0].permute(1, 2, 0).reshape(-1, 3).tolist())) == \
-        sorted(map(tuple, pixels.tolist()))
+    assert sorted(map(tuple, noise[0].permute(1, 2, 0).reshape(-1, 3).tolist())) == sorted(map(tuple, pixels.tolist()))
     # 3 spots per shortest side of a 3:2 image: a 4.5 -> round(4.5)=4 x 3 grid upsampled bicubically
     spots = st.noise_map(style, 60, 40, 3, g)
     assert spots.shape == (1, 3, 40, 60) and 0 <= float(spots.min()) and float(spots.max()) <= 1
@@ -230,8 +231,9 @@ def test_centre_and_edge_weights_as_configured():
     style = torch.rand(1, 3, 31, 41, generator=g)
     assert torch.equal(st.structured_start(edge, style, [(0, 0.0, 0.0)], g), edge)
     full = st.structured_start(edge, style, [(0, 1.0, 1.0)], g, edge_gradient=0)
-    assert sorted(map(tuple, full[0].permute(1, 2, 0).reshape(-1, 3).tolist())) == \
-        sorted(map(tuple, style[0].permute(1, 2, 0).reshape(-1, 3).tolist()))
+    assert sorted(map(tuple, full[0].permute(1, 2, 0).reshape(-1, 3).tolist())) == sorted(
+        map(tuple, style[0].permute(1, 2, 0).reshape(-1, 3).tolist())
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -261,8 +263,9 @@ def test_stylize_moves_the_orientation_spectrum_and_a_random_vgg_does_worse(real
             result = st.stylize(content, style, config, net=nets[name])
             assert result.image.shape == (64, 96, 3)
             starts.append(result.start)
-            scores[name, weight].append((before - spectrum_distance(result.image, style),
-                                         blurred_correlation(result.image, content)))
+            scores[name, weight].append(
+                (before - spectrum_distance(result.image, style), blurred_correlation(result.image, content))
+            )
         assert all(np.array_equal(starts[0], s) for s in starts)
     mean = {run: np.mean(rows, axis=0) for run, rows in scores.items()}
     print("orientation move, content kept:", {f"{n}@{w:g}": np.round(m, 3).tolist() for (n, w), m in mean.items()})
@@ -285,14 +288,24 @@ def test_stylize_moves_the_orientation_spectrum_and_a_random_vgg_does_worse(real
 def test_stylize_pyramid_runs_every_level_and_cancels(real_vgg):
     content, style = load_rgb("coffee.png", (96, 64)), stripes(48, 48)
     seen = []
-    result = st.stylize(content, style, st.StyleConfig(levels=2, base=24, steps=4, optimizer="adam"),
-                        net=real_vgg, on_progress=seen.append)
+    result = st.stylize(
+        content,
+        style,
+        st.StyleConfig(levels=2, base=24, steps=4, optimizer="adam"),
+        net=real_vgg,
+        on_progress=seen.append,
+    )
     assert result.image.shape == (48, 72, 3) and result.steps == 4 and not result.stopped
     assert seen[-1].iteration == 4 and seen[-1].total == 4 and seen[-1].preview().shape == (48, 72, 3)
     assert 0.0 <= result.image.min() and result.image.max() <= 1.0
     calls = []
-    stopped = st.stylize(content, style, st.StyleConfig(levels=1, base=24, steps=50), net=real_vgg,
-                         should_stop=lambda: len(calls) > 2 or calls.append(1))
+    stopped = st.stylize(
+        content,
+        style,
+        st.StyleConfig(levels=1, base=24, steps=50),
+        net=real_vgg,
+        should_stop=lambda: len(calls) > 2 or calls.append(1),
+    )
     assert stopped.stopped and stopped.steps == 3 and "stopped on request" in stopped.message
     with pytest.raises(ImfitError, match="levels"):
         st.stylize(content, style, st.StyleConfig(levels=0), net=real_vgg)
@@ -305,8 +318,15 @@ def test_style_guided_wavelet_fit_takes_on_the_stripes(real_vgg):
     fit_config = FitConfig(num_wavelets=64, size=96, iterations=40, rescales=1, seed=0)
     plain = fit_style(content, style, fit_config, st.StyleConfig(levels=1, base=64, steps=0), net=real_vgg)
     seen = []
-    styled = fit_style(content, style, fit_config, st.StyleConfig(levels=1, base=64, steps=60, style_weight=2.0),
-                       init=plain.wavelets, net=real_vgg, on_progress=seen.append)
+    styled = fit_style(
+        content,
+        style,
+        fit_config,
+        st.StyleConfig(levels=1, base=64, steps=60, style_weight=2.0),
+        init=plain.wavelets,
+        net=real_vgg,
+        on_progress=seen.append,
+    )
     before, after = render_preview(plain.wavelets, 96, 64), render_preview(styled.wavelets, 96, 64)
     move = spectrum_distance(before, style) - spectrum_distance(after, style)
     print(f"wavelet fit: orientation move {move:.3f}, content kept {blurred_correlation(after, content):.3f}")
@@ -336,13 +356,39 @@ def stripes_png(tmp_path_factory):
 
 def test_cli_stylize_and_fit_with_style(tmp_path, capsys, stripes_png):
     out = tmp_path / "out.png"
-    code, text, _ = run_cli(["stylize", DATA / "chelsea.png", stripes_png, "-o", out, "--levels", "2", "--base", "24",
-                             "--steps", "3"], capsys)
+    code, text, _ = run_cli(
+        ["stylize", DATA / "chelsea.png", stripes_png, "-o", out, "--levels", "2", "--base", "24", "--steps", "3"],
+        capsys,
+    )
     assert code == 0 and "3 steps" in text
     assert Image.open(out).size == (72, 48)
-    code, text, _ = run_cli(["fit", DATA / "chelsea.png", "--style", stripes_png, "--size", "32", "--num-gabors", "8",
-                             "--iterations", "3", "--rescales", "0", "--style-steps", "2", "--levels", "1",
-                             "--base", "24", "--noise", "none", "--output-dir", tmp_path], capsys)
+    code, text, _ = run_cli(
+        [
+            "fit",
+            DATA / "chelsea.png",
+            "--style",
+            stripes_png,
+            "--size",
+            "32",
+            "--num-gabors",
+            "8",
+            "--iterations",
+            "3",
+            "--rescales",
+            "0",
+            "--style-steps",
+            "2",
+            "--levels",
+            "1",
+            "--base",
+            "24",
+            "--noise",
+            "none",
+            "--output-dir",
+            tmp_path,
+        ],
+        capsys,
+    )
     assert code == 0, text
     ws = load_json(tmp_path / "chelsea.json")
     assert len(ws) == 8 and ws.meta["settings"]["style"]["noise"] == [] and ws.meta["metrics"]["iterations"] == 5
@@ -353,8 +399,10 @@ def test_cli_style_errors_are_one_line(tmp_path, capsys, stripes_png):
     junk.write_bytes(b"not a state dict")
     cases = [
         (["stylize", DATA / "chelsea.png", tmp_path / "missing.png", "-o", tmp_path / "o.png"], "style image"),
-        (["stylize", DATA / "chelsea.png", stripes_png, "-o", tmp_path / "o.png", "--vgg-weights", junk],
-         "not a readable VGG19 weights file"),
+        (
+            ["stylize", DATA / "chelsea.png", stripes_png, "-o", tmp_path / "o.png", "--vgg-weights", junk],
+            "not a readable VGG19 weights file",
+        ),
         (["stylize", DATA / "chelsea.png", stripes_png, "-o", tmp_path / "o.png", "--noise", "9:0.5"], "SPOTS:CENTRE"),
         (["stylize", DATA / "chelsea.png", stripes_png, "-o", tmp_path / "o.png", "--levels", "0"], "levels"),
         (["fit", DATA, "--mode", "folder", "--style", stripes_png], "--style fits one image"),
@@ -377,8 +425,14 @@ def run_worker(job: dict, tmp_path) -> list[dict]:
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     # stdin stays open: the worker takes its closing as "stop"
     with open(tmp_path / "stderr.txt", "w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "imfit_engine.worker", "run", str(job_path)], env=env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "imfit_engine.worker", "run", str(job_path)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
         try:
             out = proc.stdout.read()
             proc.wait(timeout=300)
@@ -394,25 +448,45 @@ def run_worker(job: dict, tmp_path) -> list[dict]:
 
 def test_worker_stylize_and_style_fit_jobs(tmp_path, stripes_png):
     style_config = {"levels": 1, "base": 24, "steps": 3}
-    messages = run_worker({"kind": "stylize", "image": str(DATA / "coffee.png"), "style": str(stripes_png),
-                           "style_config": style_config, "config": {"device": "cpu"},
-                           "output_dir": str(tmp_path / "a"), "preview_seconds": 0.0}, tmp_path)
+    messages = run_worker(
+        {
+            "kind": "stylize",
+            "image": str(DATA / "coffee.png"),
+            "style": str(stripes_png),
+            "style_config": style_config,
+            "config": {"device": "cpu"},
+            "output_dir": str(tmp_path / "a"),
+            "preview_seconds": 0.0,
+        },
+        tmp_path,
+    )
     result = messages[-1]
     assert result["type"] == "result" and result["kind"] == "stylize", messages[-1]
     assert Image.open(result["path"]).size == (36, 24) and (result["width"], result["height"]) == (36, 24)
     assert [m["iteration"] for m in messages if m["type"] == "progress"][-1] == 3
     assert any(m["type"] == "preview" for m in messages)
 
-    messages = run_worker({"image": str(DATA / "coffee.png"), "style": str(stripes_png), "style_config": style_config,
-                           "config": {"num_wavelets": 8, "size": 24, "iterations": 3, "rescales": 0,
-                                      "device": "cpu"}, "output_dir": str(tmp_path / "b")}, tmp_path)
+    messages = run_worker(
+        {
+            "image": str(DATA / "coffee.png"),
+            "style": str(stripes_png),
+            "style_config": style_config,
+            "config": {"num_wavelets": 8, "size": 24, "iterations": 3, "rescales": 0, "device": "cpu"},
+            "output_dir": str(tmp_path / "b"),
+        },
+        tmp_path,
+    )
     result = messages[-1]
     assert result["type"] == "result" and result["wavelets"] == 8 and result["iterations"] == 6, result
     assert load_json(result["path"]).meta["settings"]["style"]["steps"] == 3
 
-    messages = run_worker({"kind": "stylize", "image": str(DATA / "coffee.png"), "style": None,
-                           "output_dir": str(tmp_path / "c")}, tmp_path)
-    assert messages[-1]["type"] == "error" and messages[-1]["kind"] == "user" and "style image" in messages[-1]["message"]
+    messages = run_worker(
+        {"kind": "stylize", "image": str(DATA / "coffee.png"), "style": None, "output_dir": str(tmp_path / "c")},
+        tmp_path,
+    )
+    assert (
+        messages[-1]["type"] == "error" and messages[-1]["kind"] == "user" and "style image" in messages[-1]["message"]
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -451,8 +525,9 @@ def test_blender_fit_with_style_builds_a_node_group(blender, stripes_png):
     bpy, ext = blender
     content = bpy.data.images.load(str(DATA / "chelsea.png"))
     style = bpy.data.images.load(str(stripes_png))
-    assert bpy.ops.imfit.fit_style(image=content.name, style=style.name, num_wavelets=8, size=32, iterations=3,
-                                   create_plane=False) == {"FINISHED"}
+    assert bpy.ops.imfit.fit_style(
+        image=content.name, style=style.name, num_wavelets=8, size=32, iterations=3, create_plane=False
+    ) == {"FINISHED"}
     ws = ext.addon.nodes.stored.load(content.name)
     assert len(ws) == 8 and ws.meta["settings"]["style"]["steps"] == 2 and ws.meta["metrics"]["iterations"] == 5
     assert ext.addon.nodes.stored.find_group(content.name) is not None

@@ -4,6 +4,7 @@ GLSL runs in a software OpenGL context (Mesa llvmpipe through EGL, tools/setup_g
 shader in a Cycles Script node of bpy; each result is held to the engine's dense render of the
 same parameters (``render_reference`` + ``to_image``, float64).
 """
+
 from __future__ import annotations
 
 import math
@@ -16,10 +17,10 @@ import torch
 from PIL import Image
 
 import blender_util
-from imfit_engine.io import export
-from imfit_engine.errors import ImfitError
 from imfit_engine.core.model import WaveletSet
 from imfit_engine.core.render import render_reference, to_image
+from imfit_engine.errors import ImfitError
+from imfit_engine.io import export
 
 TOLERANCE = 2 / 255  # acceptance: max abs error at 128 px
 WIDTH, HEIGHT = 128, 96  # non-square, so u and v cannot be swapped unnoticed
@@ -247,9 +248,7 @@ def render_billboards(ctx, ws: WaveletSet, dialect: str) -> np.ndarray:
     program["u_aspect"].value = ws.aspect
     corners = ctx.buffer(np.array([-1, -1, 1, -1, -1, 1, 1, 1], dtype=np.float32).tobytes())
     instances = ctx.buffer(np.ascontiguousarray(ws.params, dtype=np.float32).tobytes())
-    vao = ctx.vertex_array(
-        program, [(corners, "2f", "a_corner"), (instances, "4f 4f 4f/i", "a_w0", "a_w1", "a_w2")]
-    )
+    vao = ctx.vertex_array(program, [(corners, "2f", "a_corner"), (instances, "4f 4f 4f/i", "a_w0", "a_w1", "a_w2")])
     accumulator, framebuffer = float_target(ctx, WIDTH, HEIGHT)
     framebuffer.use()
     framebuffer.clear(0.0, 0.0, 0.0, 0.0)
@@ -447,8 +446,12 @@ def cycles_osl_render(ws: WaveletSet, tmp_path, output: str = "Color") -> np.nda
         return read_exr(tmp_path / "osl.exr")
     finally:
         for collection, block in [
-            (bpy.data.objects, plane), (bpy.data.objects, camera), (bpy.data.meshes, mesh),
-            (bpy.data.cameras, camera_data), (bpy.data.materials, material), (bpy.data.texts, text),
+            (bpy.data.objects, plane),
+            (bpy.data.objects, camera),
+            (bpy.data.meshes, mesh),
+            (bpy.data.cameras, camera_data),
+            (bpy.data.materials, material),
+            (bpy.data.texts, text),
             (bpy.data.scenes, scene),
         ]:
             collection.remove(block)
