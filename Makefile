@@ -44,4 +44,5 @@ extension: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/fit_bench.py
+	$(PY) bench/kodak_bench.py --quick
 	$(PY) bench/nodes_bench.py

@@ -66,7 +66,8 @@ def add_parser(sub) -> None:
         "--compile",
         choices=("auto", "on", "off"),
         default=d.compile,
-        help="fused render kernels (torch.compile): ~2x faster after a one-off compile; auto = on for CUDA",
+        help="torch.compile'd render kernels: auto = on for CUDA (the CPU runs its numba kernels); on = use them "
+        "on the CPU too (needs a C++ compiler); off = plain torch kernels on a GPU",
     )
     p.add_argument(
         "--time-budget",
