@@ -51,9 +51,7 @@ def test_cycles_render_matches_engine(count, width, height):
         f"max error {error:.3f}/255, clipped {clipped:.1%}"
     )
     assert error <= TOLERANCE
-    assert image.std() > 0.05  # a real picture, not a flat or black one
-    if count == 1024:
-        assert build_s <= 2.0
+    assert image.std() > 0.05  # a real picture, not a flat or black one (build time: bench/nodes_bench.py)
 
 
 def test_global_controls_act_on_every_wavelet():
@@ -182,7 +180,7 @@ def test_engine_mapping_and_limit_notes():
     assert nt.backend_for_engine("CYCLES") == "CYCLES"
     assert nt.backend_for_engine("BLENDER_EEVEE") == "EEVEE"
     assert nt.backend_for_engine("BLENDER_EEVEE_NEXT") == "EEVEE"  # Blender 4.2's name
-    assert nt.limits_note(256, "BLENDER_EEVEE") is None
+    assert nt.limits_note(nt.EEVEE_UNROLLED_MAX, "BLENDER_EEVEE") is None  # 384 on 5.0, 160 before
     assert nt.limits_note(1024, "CYCLES") is None
     assert "EEVEE" in nt.limits_note(nt.EEVEE_UNROLLED_MAX + 1, "BLENDER_EEVEE")
 
@@ -214,6 +212,11 @@ def _eevee_check(count, width, height, backend):
     )
     assert error <= TOLERANCE
     return scene, group, params
+
+
+def test_eevee_unrolled_matches_engine_64():
+    """The unrolled EEVEE body, small enough for software GL to compile in seconds on every Blender version."""
+    _eevee_check(64, 48, 32, "EEVEE")
 
 
 @pytest.mark.slow

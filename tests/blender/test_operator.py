@@ -288,7 +288,7 @@ def test_node_groups_follow_the_render_engine(ext):
     fit_tiny(image, create_plane=False)
     scene = bpy.context.scene
     group = bpy.data.node_groups["ImFit coffee.png"]
-    scene.render.engine = "BLENDER_EEVEE"
+    scene.render.engine = ext.addon.nodes.scene.eevee_engine()
     bpy.context.view_layer.update()  # runs the depsgraph handler
     assert group["imfit_backend"] == "EEVEE"
     scene.render.engine = "CYCLES"
