@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import export, formats, images, pipeline, sequence, style_cli, style_fit
-from . import expand_cli
+from . import cluster, expand_cli
 from .errors import ImfitError
 from .fit import FitConfig
 
@@ -54,6 +54,7 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=sorted(pipeline.PRESETS), default="default",
                    help="seed: torch-imfit's own algorithm, for comparisons (no warm start)")
     style_cli.add_style_args(p, fit=True)
+    cluster.add_args(p)
 
 
 def _config(a) -> FitConfig:
@@ -170,6 +171,7 @@ def _fit_sequence(folder, weight_arg, config, out_dir, fmt, keyframes, stop, fra
 
 def cmd_fit(a) -> int:
     config = _config(a)
+    cluster.check_args(a)
     path, out = Path(a.path), Path(a.output_dir)
     style = None
     if a.style is not None:
@@ -181,6 +183,8 @@ def cmd_fit(a) -> int:
             raise ImfitError(f"--frames selects frames of a sequence: use it with --mode video or vm, not {a.mode}")
         sequence.parse_range(a.frames)  # a bad range fails before any fitting
     with _StopFlag() as stop:
+        if a.ray is not None:  # on a Ray cluster: one task per keyframe interval or image
+            return cluster.fit(a, config, stop)
         if a.mode == "image":
             if path.is_dir():
                 raise ImfitError(f"{path} is a folder: use --mode folder, video or vm for folders")
