@@ -153,7 +153,7 @@ def _vm_clips(path: Path, out: Path) -> list:
 @dataclass(frozen=True)
 class Output:
     name: str  # relative to the run's output folder, without suffix: "shot_0001", "clipA/shot_0001"
-    path: Path  # the JSON file that says "finished"
+    path: Path  # the file that says "finished": the JSON (pipeline.write_result writes it last), else the .txt
     source: Optional[Path] = None  # the image it fits (flicker is measured against it)
 
 
@@ -261,7 +261,7 @@ def plan_folder(folder, weight_arg, config, out_dir, fmt: str = "json") -> Plan:
     plan = Plan("folder", out_dir, str(folder), [], [])
     for image in paths:
         image = _absolute(image)
-        output = Output(image.stem, out_dir / f"{image.stem}.json", image)
+        output = Output(image.stem, out_dir / f"{image.stem}{'.txt' if fmt == 'txt' else '.json'}", image)
         plan.outputs.append(output)
         if image_finished(output.path, image, config, fmt):
             plan.kept.append(output)
@@ -272,8 +272,9 @@ def plan_folder(folder, weight_arg, config, out_dir, fmt: str = "json") -> Plan:
 
 
 def image_finished(path: Path, image: Path, config, fmt: str = "json") -> bool:
-    """A folder fit's file made from this image with these settings (one machine would make the same)."""
-    if not path.is_file() or (fmt in ("txt", "both") and not path.with_suffix(".txt").is_file()):
+    """A folder fit's file made from this image with these settings (one machine would make the same).
+    A bare .txt (``--format txt``) has no settings to check: always fitted again, as on one machine."""
+    if fmt == "txt" or not path.is_file() or (fmt == "both" and not path.with_suffix(".txt").is_file()):
         return False
     try:
         ws = formats.load_json(path)
@@ -289,6 +290,11 @@ def image_finished(path: Path, image: Path, config, fmt: str = "json") -> bool:
 # the task (runs on a node)
 
 
+class _TaskLogFormat(logging.Formatter):
+    def format(self, record):
+        return f"imfit: {record.levelname.lower()}: {record.getMessage()}"
+
+
 def _fit_task(job: Job, frames, config, fmt: str, preview: bool, threads: int, gpus: float) -> dict:
     if not gpus:  # Ray leaves the GPUs visible to a task that holds none: --device auto must not take one
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -296,6 +302,11 @@ def _fit_task(job: Job, frames, config, fmt: str, preview: bool, threads: int, g
     import torch
 
     torch.set_num_threads(threads)  # the task's CPU share: tasks side by side on a node must not oversubscribe it
+    if not log.handlers:  # the engine's warnings as the CLI prints them (Ray relays them to the driver)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_TaskLogFormat())
+        log.addHandler(handler)
+        log.propagate = False
     start = time.time()
     fitted, resumed = [], []
     if job.select is not None:
@@ -333,6 +344,8 @@ def connect(address: str):
         yield ray
         return
     _check_reachable(address)
+    if not sys.stderr.isatty():
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # the workers' relayed lines without colour codes in pipes
     kwargs = {"address": address, "logging_level": logging.WARNING}
     if address == LOCAL:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a Ray we start on the user's behalf reports nothing
@@ -382,7 +395,8 @@ class Progress:
         if self.quiet:
             return
         psnr, start = _frame_summary(output.path)
-        line = f"{output.name} ({self.done}/{self.total}{start}): PSNR {psnr:.2f} dB -> {output.path}"
+        quality = "" if math.isnan(psnr) else f": PSNR {psnr:.2f} dB"  # a bare .txt does not say
+        line = f"{output.name} ({self.done}/{self.total}{start}){quality} -> {output.path}"
         if self.bar is not None:
             self.bar.update(1)
         else:
@@ -414,18 +428,17 @@ def _frame_summary(path: Path) -> tuple[float, str]:
 
 
 def _check_resources(ray, cpus: float, gpus: float, local: bool) -> None:
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    largest = max((n.get("Resources", {}).get("CPU", 0.0) for n in nodes), default=0.0)
-    gpu_nodes = [n for n in nodes if n.get("Resources", {}).get("GPU", 0.0) >= gpus]
-    problem = None
-    if not any(n.get("Resources", {}).get("CPU", 0.0) >= cpus and n in gpu_nodes for n in nodes):
-        problem = (f"no node of the Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs free for a task (largest: "
-                   f"{largest:g} CPUs, {max((n.get('Resources', {}).get('GPU', 0.0) for n in nodes), default=0):g} "
-                   "GPUs): lower --ray-cpus / --ray-gpus")
-    if problem and local:
+    """A task no node can hold waits forever: an error on a Ray we started, a warning on a cluster (it may
+    autoscale)."""
+    sizes = [(n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0)) for n in ray.nodes() if n.get("Alive")]
+    if any(c >= cpus and g >= gpus for c, g in sizes):
+        return
+    most_cpus, most_gpus = max((c for c, _ in sizes), default=0.0), max((g for _, g in sizes), default=0.0)
+    problem = (f"no node of the Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs for one task (its nodes have at most "
+               f"{most_cpus:g} CPUs and {most_gpus:g} GPUs): lower --ray-cpus / --ray-gpus")
+    if local:
         raise ImfitError(problem)
-    if problem:  # an autoscaling cluster may still add such a node: wait for it, but say so
-        log.warning("%s (waiting in case the cluster adds one)", problem)
+    log.warning("%s, or add such a node (waiting for one)", problem)
 
 
 def run(plan: Plan, config, *, fmt: str = "json", preview: bool = True, cpus: float = 1.0, gpus: float = 0.0,
@@ -449,6 +462,8 @@ def run(plan: Plan, config, *, fmt: str = "json", preview: bool = True, cpus: fl
                "cluster": {}, "frames": {}, "nodes": {}, "tasks": []}
     finished = {o.name for o in plan.kept}
     results, pending = [], {}
+    if plan.jobs:  # a user error here leaves no summary behind
+        _check_resources(ray, cpus, gpus, address == LOCAL)
     try:
         if plan.jobs:
             _submit(ray, plan, config, fmt, preview, cpus, gpus, threads, address, summary, pending)
@@ -457,7 +472,9 @@ def run(plan: Plan, config, *, fmt: str = "json", preview: bool = True, cpus: fl
                 summary["status"] = "stopped"
                 break
             ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=POLL_SECONDS)
-            for job in pending.values():  # frames a running task has finished: the files say so
+            # frames a running task has finished: the files say so (a sequence's; an image task is one frame,
+            # and a file already there may be another run's that it replaces)
+            for job in (j for j in pending.values() if j.select is not None):
                 for output in job.outputs:
                     if output.name not in finished and output.path.is_file():
                         finished.add(output.name)
@@ -498,7 +515,6 @@ def run(plan: Plan, config, *, fmt: str = "json", preview: bool = True, cpus: fl
 
 
 def _submit(ray, plan, config, fmt, preview, cpus, gpus, threads, address, summary, pending) -> None:
-    _check_resources(ray, cpus, gpus, address == LOCAL)
     alive = [n for n in ray.nodes() if n.get("Alive")]
     summary["cluster"] = {"nodes": len(alive), "cpus": sum(n["Resources"].get("CPU", 0) for n in alive),
                           "gpus": sum(n["Resources"].get("GPU", 0) for n in alive)}
@@ -560,9 +576,10 @@ def report(plan: Plan, summary: dict) -> None:
     else:
         groups = [(str(c.folder), c.outputs, True) for c in plan.clips]
     for label, outputs, is_sequence in groups:
-        psnrs = [_frame_summary(o.path)[0] for o in outputs]
+        psnrs = [p for p in (_frame_summary(o.path)[0] for o in outputs) if not math.isnan(p)]
         line = (f"{label}: {len(outputs)} {'frames' if is_sequence else 'images'} "
-                f"({sum(o.name in fitted for o in outputs)} fitted now), mean PSNR {sum(psnrs) / len(psnrs):.2f} dB")
+                f"({sum(o.name in fitted for o in outputs)} fitted now)"
+                + (f", mean PSNR {sum(psnrs) / len(psnrs):.2f} dB" if psnrs else ""))
         if is_sequence and len(outputs) > 1:
             flicker = sequence.measure_flicker((o.source, o.path) for o in outputs)
             if flicker:
