@@ -352,9 +352,11 @@ def connect(address: str):
         kwargs["include_dashboard"] = False
     try:
         ray.init(**kwargs)
-    except ImportError as e:  # ray:// needs Ray's client extra
-        raise ImfitError(f"Ray cannot connect to {address}: {e}") from None
     except Exception as e:  # Ray raises ConnectionError, ValueError, RuntimeError... for an unreachable cluster
+        if address.startswith("ray://") and "ray[client]" in str(e):
+            raise ImfitError(f"--ray {address} connects through Ray Client, which is not installed: pip install "
+                             f"'ray[client]=={RAY_VERSION}' (the cluster's head needs ray[default]), or run imfit on a "
+                             "node of the cluster with --ray auto") from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ImfitError(f"cannot reach the Ray cluster at {address!r} ({first}): start it (ray start --head), give "
                          "its address (auto, HOST:PORT, ray://HOST:10001), or leave out ADDRESS to start Ray "

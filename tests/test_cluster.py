@@ -9,6 +9,7 @@ share in the run summary.  Fits are tiny (16 wavelets, 32 px); every test stops 
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -268,6 +269,8 @@ def test_without_ray_installed_says_how_to_install(tmp_path, capsys, monkeypatch
     (["--ray", "--device", "cuda"], "--device cuda on Ray needs GPUs for its tasks"),
     (["--ray", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
     (["--ray", "--frames", "40-50"], "select none"),
+    pytest.param(["--ray", "ray://127.0.0.1:10001"], "connects through Ray Client, which is not installed",
+                 marks=pytest.mark.skipif(importlib.util.find_spec("grpc") is not None, reason="ray[client] is here")),
 ])
 def test_option_errors_are_one_line(args, message, tmp_path, capsys):
     assert main(["fit", str(CLIP), *VIDEO, "--output-dir", str(tmp_path / "out"), *args]) == 2
@@ -321,3 +324,25 @@ def test_tasks_no_node_can_hold_are_refused_on_a_local_ray_and_warned_about_on_a
     with caplog.at_level("WARNING", logger="imfit"):
         cluster._check_resources(two_nodes, 16.0, 0.0, local=False)  # an autoscaler may add one: wait
     assert "no node of the Ray cluster has 16 CPUs" in caplog.text
+
+
+def test_a_stopped_run_cancels_its_tasks_and_the_next_run_resumes(one_machine, tmp_path, capsys):
+    """Ctrl-C (the CLI's stop flag) on a Ray started here: exit 130, finished frames kept, the rest cancelled."""
+    out = tmp_path / "ray"
+    argv = ["fit", str(CLIP), *VIDEO, "--output-dir", str(out), "--ray", "--ray-cpus", "1"]
+    args = cli.build_parser().parse_args(argv)
+    try:
+        assert cluster.fit(args, cli._config(args), stop=lambda: any(out.glob("realshort_*.json"))) == 130
+    finally:
+        ray.shutdown()
+    printed = capsys.readouterr().out
+    (stopped,) = summaries(out)
+    done = stopped["frames"]["finished"]
+    assert stopped["status"] == "stopped" and 1 <= done < 12 and len(stopped["frames"]["missing"]) == 12 - done
+    assert f"of 12 frames are finished in {out}. Run the same command again to resume" in printed
+
+    assert main(argv) == 0
+    again = summaries(out)[-1]
+    assert again["status"] == "finished" and len(again["frames"]["kept"]) >= done
+    assert not set(again["frames"]["fitted"]) & set(again["frames"]["kept"])
+    assert_same_files(one_machine[0], out)
