@@ -13,7 +13,9 @@ needs the same gabor-imfit, torch and ray.
 
 **Faults.**  A task whose node dies is retried by Ray (``MAX_RETRIES``) on another node and resumes from
 the frames already on disk.  A run started again after the driver was killed submits only the segments
-(images) with files missing, and their tasks skip the frames already finished.
+(images) with files missing, and their tasks skip the frames already finished.  A lost node's worker may
+still write the frame it was on before it notices; with atomic writes and the same result on the CPU, two
+writers of one frame are harmless.
 
 **Same results.**  On the CPU the files equal one machine's bit for bit except the ``metrics.seconds``
 timing, provided the fits run with the same number of torch threads (a parallel reduction sums in another
