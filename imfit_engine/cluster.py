@@ -234,7 +234,8 @@ def plan_sequences(clips, config, keyframe_interval: int, frames_arg: Optional[s
                 continue  # the whole segment is on disk: no task
             first, last = frames[positions[0]].number, frames[positions[-1]].number
             name = Path(folder).name if len(clips) == 1 else out_dir.name
-            plan.jobs.append(Job(f"{name} frames {first}-{last}", out_dir, tuple(outputs[p] for p in positions),
+            frames_label = f"frames {first}-{last}" if last > first else f"frame {first}"
+            plan.jobs.append(Job(f"{name} {frames_label}", out_dir, tuple(outputs[p] for p in positions),
                                  clip=index, select=(first, last), keyframe_interval=keyframe_interval))
     return plan
 
