@@ -22,6 +22,12 @@ import numpy as np
 try:  # an optional speed-up: the torch kernels render the same field
     import numba
     from numba import njit, prange
+
+    # numba's own thread pool, not OpenMP: its OpenMP layer shares torch's runtime, and running a kernel then
+    # reset torch's thread count (a task given one thread ran torch on all of them, and fits stopped being
+    # reproducible).  The work queue is for one calling thread at a time, which is how the renderer calls it.
+    if numba.config.THREADING_LAYER == "default":
+        numba.config.THREADING_LAYER = "workqueue"
 except ImportError:  # pragma: no cover - exercised where numba is missing
     numba = None
 
