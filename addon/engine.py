@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..imfit_engine import atomic, export, formats, model, sequence, worker
+from ..imfit_engine import atomic, export, formats, model, sequence, threads, worker
 from ..imfit_engine.errors import ImfitError
 
 __all__ = ["ADDON_ID", "atomic", "ENGINE_ROOT", "EXTENSION_PACKAGE", "ImfitError", "export", "formats", "model",
-           "sequence", "worker"]
+           "sequence", "threads", "worker"]
 
 # the extension's package, e.g. "bl_ext.user_default.gabor_imfit"; Blender keys the add-on's
 # preferences by it
