@@ -7,15 +7,28 @@ is called in a loop until the job ends.
 """
 from __future__ import annotations
 
+import bpy
+
 POLL_SECONDS = 0.25
 
 _timers = []  # (window manager, timer) of running modal operators, removed on unregister
 
 
 def redraw_all(context) -> None:
+    """Redraw what shows a job's progress: sidebars (the ImFit tab), the preferences, the status bar.  Not the
+    editors' main regions: a 3D Viewport redrawn four times a second costs a core in software OpenGL, time
+    the UI and the worker need (a new live preview redraws the editors showing it by itself)."""
     for window in context.window_manager.windows:
         for area in window.screen.areas:
-            area.tag_redraw()
+            if area.type == "PREFERENCES":
+                area.tag_redraw()
+                continue
+            for region in area.regions:
+                if region.type == "UI":
+                    region.tag_redraw()
+    # The status bar (the job's progress) is a global area, not in screen.areas: it redraws when Window.view_layer
+    # is published on the message bus (it subscribes to that in Blender 2.80 to 5.0); nothing else changes.
+    bpy.msgbus.publish_rna(key=(bpy.types.Window, "view_layer"))
 
 
 class PollingOperator:
