@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import node_tree
+from . import node_tree, plane_focus
 from .engine import ImfitError, formats
 
 IMAGE_KEY = "imfit_image"  # custom property: the image a stored fit or node group belongs to
@@ -58,6 +58,7 @@ def build_nodes(scene, image_name: str, wavelets, create_plane: bool):
     plane_name = node_tree.group_name(image_name)
     if create_plane and plane_name not in scene.objects:
         plane = node_tree.create_preview_plane(scene, group, wavelets.width, wavelets.height, image_name)
+        plane_focus.focus(scene, plane)
     return group, plane
 
 
