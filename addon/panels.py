@@ -15,7 +15,7 @@ from .ops_shader import IMFIT_OT_build_osl, IMFIT_OT_export_shader
 from .ops_stored import IMFIT_OT_export_json, IMFIT_OT_export_txt, IMFIT_OT_rebuild
 
 PREVIEW_ICON_SCALE = 8.0
-LABEL_CHARS = 40  # a sidebar's width in characters, about
+LABEL_CHARS = 40  # outside a region (nothing to measure): a sidebar's width in characters, about
 
 
 def _draw_progress(layout, job) -> None:
@@ -32,9 +32,19 @@ class _ImfitPanel:
         return space.type != "NODE_EDITOR" or space.tree_type == "ShaderNodeTree"
 
 
+def _label_chars() -> int:
+    """Characters of label text that fit the region being drawn (a longer label is cut short with "...")."""
+    region = getattr(bpy.context, "region", None)
+    if region is None or region.width < 2:
+        return LABEL_CHARS
+    scale = bpy.context.preferences.system.ui_scale or 1.0
+    # ~70 px go to the icon, the panel's margins and the column of tabs; a character is ~6 px at scale 1
+    return max(16, int((region.width - 70 * scale) / (6.2 * scale)))
+
+
 def _label_lines(layout, text: str, icon: str) -> None:
-    """A long message as several labels (labels do not wrap)."""
-    for i, line in enumerate(textwrap.wrap(text, LABEL_CHARS)):
+    """A long message as several labels (labels do not wrap), as wide as the region allows."""
+    for i, line in enumerate(textwrap.wrap(text, _label_chars())):
         layout.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
@@ -101,8 +111,8 @@ class _MainPanel(_ImfitPanel):
         box = layout.box()
         if settings.result_image == image_name:
             stopped = " (stopped early)" if settings.result_stopped else ""
-            box.label(text=f"{settings.result_wavelets} wavelets, PSNR {settings.result_psnr:.2f} dB, "
-                           f"{settings.result_seconds:.1f} s{stopped}", icon="CHECKMARK")
+            _label_lines(box, f"{settings.result_wavelets} wavelets, PSNR {settings.result_psnr:.2f} dB, "
+                              f"{settings.result_seconds:.1f} s{stopped}", "CHECKMARK")
         group = stored_fit.find_group(image_name)
         count = int(group.get("imfit_count", 0)) if group is not None else 0
         note = node_tree.limits_note(count, engine) if count != settings.num_wavelets else None
