@@ -9,18 +9,22 @@
 #   `readlink -f .venv/bin/python` lives outside the repository) are bound at the same paths inside the root.
 # Environment: BLENDER_ARGS (e.g. --enable-event-simulate), UI_TIMEOUT (seconds, default 600; then Blender is
 #   killed), and every UI_* variable reaches the script. Blender's user folders are fresh ones in OUT_DIR/user.
-# Exit status: Blender's (124 when it ran past UI_TIMEOUT); 77 when ROOT is not ready or not root.
+# Exit status: Blender's (3 when the script raised at start-up, 124 when it ran past UI_TIMEOUT); 77 when ROOT
+# is not ready or not root.
 #
 # All mounts live in a private mount namespace (unshare -m): they are gone when the session ends, however it
 # ends, and never disturb other sessions using the same root.
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: run_session.sh ROOT SCRIPT.py OUT_DIR [DIR_TO_BIND ...]" >&2; exit 2; }
 ROOT=$(readlink -f "$1"); SCRIPT=$(readlink -f "$2"); OUT=$3; shift 3
+[ -f "$SCRIPT" ] || { echo "run_session: no script $2" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "run_session: needs root (chroot, mount)" >&2; exit 77; }
 [ -x "$ROOT/usr/bin/blender" ] && [ -x "$ROOT/usr/bin/Xvfb" ] || { echo "run_session: $ROOT is not ready: run setup_root.sh" >&2; exit 77; }
 mkdir -p "$OUT"; OUT=$(readlink -f "$OUT")
 BINDS=("$(dirname "$SCRIPT")" "$OUT")
 for d in "$@"; do [ -e "$d" ] && BINDS+=("$(readlink -f "$d")"); done
+# parents before the folders inside them, each once: a later bind must not hide an earlier one
+mapfile -t BINDS < <(printf '%s\n' "${BINDS[@]}" | awk '!seen[$0]++ {print length($0) "\t" $0}' | sort -n | cut -f2-)
 UIVARS=()
 while IFS= read -r line; do UIVARS+=("$line"); done < <(env | grep '^UI_' || true)
 
@@ -63,7 +67,7 @@ DISP=$(head -1 "$DISPFILE" 2>/dev/null | tr -dc 0-9)
 [ -n "$DISP" ] || { echo "run_session: Xvfb did not start (see $OUT/xvfb.log)" >&2; exit 1; }
 
 $INROOT DISPLAY=:$DISP "${UIVARS[@]}" timeout --kill-after=10 "$UI_TIMEOUT" \
-  blender -noaudio -p 0 0 1600 900 $BLENDER_ARGS --python "$SCRIPT" >"$OUT/blender.log" 2>&1
+  blender -noaudio -p 0 0 1600 900 $BLENDER_ARGS --python-exit-code 3 --python "$SCRIPT" >"$OUT/blender.log" 2>&1
 RC=$?
 kill "$XVFB" 2>/dev/null; wait "$XVFB" 2>/dev/null; XVFB=
 # screenshots: xwd is quick to take (the driver never waits on it); PNGs are made here

@@ -12,7 +12,7 @@
 set -euo pipefail
 ROOT=${1:-${IMFIT_UI_ROOT:-/var/tmp/blender-ui-root}}
 PACKAGES="blender python3-numpy xvfb xauth x11-apps imagemagick procps"
-LOG_DIR=${TMPDIR:-/tmp}
+LOG_DIR=${TMPDIR:-/tmp}  # its logs: imfit-ui-*.log there
 
 cannot() { echo "blender-ui setup: cannot build $ROOT: $*" >&2; exit 77; }
 failed() { echo "blender-ui setup: building $ROOT failed: $1" >&2; [ -f "${2:-}" ] && tail -5 "$2" >&2; exit 1; }
@@ -44,8 +44,8 @@ if ! command -v debootstrap >/dev/null; then
   command -v apt-get >/dev/null || cannot "debootstrap is missing and there is no apt-get to install it"
   echo "blender-ui setup: installing debootstrap" >&2
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; } \
-    >"$LOG_DIR/blender-ui-debootstrap-install.log" 2>&1 \
-    || failed "apt-get install debootstrap" "$LOG_DIR/blender-ui-debootstrap-install.log"
+    >"$LOG_DIR/imfit-ui-debootstrap-install.log" 2>&1 \
+    || failed "apt-get install debootstrap" "$LOG_DIR/imfit-ui-debootstrap-install.log"
 fi
 
 START=$SECONDS
@@ -57,8 +57,8 @@ if [ ! -x "$ROOT/usr/bin/apt-get" ]; then
   rm -rf "$PARTIAL"
   [ -e "$ROOT" ] && { rmdir "$ROOT" 2>/dev/null || failed "$ROOT exists and is not a Debian root; remove it"; }
   echo "blender-ui setup: debootstrap trixie into $ROOT (about a minute)" >&2
-  debootstrap --variant=minbase trixie "$PARTIAL" "$MIRROR" >"$LOG_DIR/blender-ui-debootstrap.log" 2>&1 \
-    || failed "debootstrap trixie $MIRROR" "$LOG_DIR/blender-ui-debootstrap.log"
+  debootstrap --variant=minbase trixie "$PARTIAL" "$MIRROR" >"$LOG_DIR/imfit-ui-debootstrap.log" 2>&1 \
+    || failed "debootstrap trixie $MIRROR" "$LOG_DIR/imfit-ui-debootstrap.log"
   mv "$PARTIAL" "$ROOT"
 fi
 
@@ -71,10 +71,12 @@ unshare -m --propagation private bash -c '
   mount -t proc proc "$ROOT/proc"
   mount --bind /dev "$ROOT/dev"
   mount --bind /sys "$ROOT/sys"
+  # dpkg --configure -a: finish an install an earlier run was interrupted in
   chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root DEBIAN_FRONTEND=noninteractive bash -c "
+    dpkg --configure -a &&
     apt-get -o DPkg::Lock::Timeout=600 update -qq &&
     apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $PACKAGES &&
     apt-get clean"
-' setup "$ROOT" "$PACKAGES" >"$LOG_DIR/blender-ui-apt.log" 2>&1 || failed "apt-get install in $ROOT" "$LOG_DIR/blender-ui-apt.log"
-ready || failed "the packages are installed but blender, Xvfb, numpy, xwd or convert is missing" "$LOG_DIR/blender-ui-apt.log"
+' setup "$ROOT" "$PACKAGES" >"$LOG_DIR/imfit-ui-apt.log" 2>&1 || failed "apt-get install in $ROOT" "$LOG_DIR/imfit-ui-apt.log"
+ready || failed "the packages are installed but blender, Xvfb, numpy, xwd or convert is missing" "$LOG_DIR/imfit-ui-apt.log"
 echo "$ROOT ready in $((SECONDS - START)) s: $(chroot "$ROOT" blender --version 2>/dev/null | head -1)"
