@@ -20,7 +20,8 @@ import traceback
 
 import bpy
 
-PARAMS = json.loads(open(os.environ["UI_PARAMS"], encoding="utf-8").read())
+with open(os.environ["UI_PARAMS"], encoding="utf-8") as _f:
+    PARAMS = json.load(_f)
 OUT = PARAMS["out"]
 MODULE = "bl_ext.user_default.gabor_imfit"  # the extension's package once installed from the zip
 

@@ -119,9 +119,11 @@ def skip_if_busy(*measurements: dict) -> None:
                     f"this was measured): timing not checked")
 
 
-def run_session(name: str, params: dict, *, event_simulate: bool = False, timeout: float = 600) -> dict:
-    """Run ``drive_<name>.py`` in a Blender window; its results (``results.json``) with ``log`` (Blender's
-    output) and ``wall`` (seconds, start-up included) added."""
+def run_session(name: str, params: dict, *, event_simulate: bool = False, timeout: float = 600,
+                driver: str | None = None) -> dict:
+    """Run ``drive_<driver or name>.py`` in a Blender window, its output in ``out/ui/<name>``; its results
+    (``results.json``) with ``log`` (Blender's output), ``wall`` (seconds, start-up included) and ``load`` (what
+    other processes used of the CPU meanwhile) added."""
     out = OUT / name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -132,7 +134,7 @@ def run_session(name: str, params: dict, *, event_simulate: bool = False, timeou
                BLENDER_ARGS="--enable-event-simulate" if event_simulate else "")
     t = time.monotonic()
     with OtherLoad() as load:
-        done = subprocess.run(["bash", str(TOOLS / "run_session.sh"), str(ROOT), str(HERE / f"drive_{name}.py"),
+        done = subprocess.run(["bash", str(TOOLS / "run_session.sh"), str(ROOT), str(HERE / f"drive_{driver or name}.py"),
                                str(out), str(REPO), str(python_tree(python))],
                               env=env, capture_output=True, text=True, timeout=timeout + 60)
     wall = time.monotonic() - t
