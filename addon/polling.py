@@ -7,9 +7,14 @@ is called in a loop until the job ends.
 """
 from __future__ import annotations
 
+import time
+
 import bpy
 
 POLL_SECONDS = 0.25
+# Progress is redrawn at most this often: enough to follow it, and every redraw of the window costs the UI and
+# the worker CPU (much of it in software OpenGL); the messages are still drained every poll.
+REDRAW_SECONDS = 0.5
 
 _timers = []  # (window manager, timer) of running modal operators, removed on unregister
 
@@ -35,6 +40,7 @@ class PollingOperator:
     """Mixin: subclasses implement ``poll_job(context, timeout) -> set | None`` (None while running)."""
 
     _timer = None
+    _redrawn = 0.0  # when the progress was last redrawn (time.monotonic)
 
     def poll_job(self, context, timeout: float):
         raise NotImplementedError
@@ -54,7 +60,10 @@ class PollingOperator:
         if event.type != "TIMER":  # any timer will do: a poll only drains a queue
             return {"PASS_THROUGH"}
         done = self.poll_job(context, 0.0)
-        redraw_all(context)
+        now = time.monotonic()
+        if done is not None or now - self._redrawn >= REDRAW_SECONDS:
+            self._redrawn = now
+            redraw_all(context)
         if done is None:
             return {"PASS_THROUGH"}
         context.window_manager.event_timer_remove(self._timer)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import sessions
-from ui_session import DATA, STATUS_BAR, need, shot, skip_if_busy
+from ui_session import DATA, STATUS_BAR, check_timing, need, shot
 
 
 @pytest.fixture(scope="module")
@@ -94,16 +94,16 @@ def test_fit_from_the_panel_runs_modal_to_a_node_group(basics):
 
 
 # Blender's main loop must keep running timers (asking for every 0.05 s) at least every 0.5 s: 95% of the gaps,
-# and none may be a freeze (1.5 s).  Not checked while other processes compete for the CPU (skip_if_busy).
+# and none may be a freeze (1.5 s).  Not checked while other processes compete for the CPU (check_timing).
 TIMER_GAP, TIMER_GAP_MAX = 0.5, 1.5
 
 
 def test_timers_keep_firing_during_the_fit(basics):
-    skip_if_busy(basics["load"])
     gaps = fit_beats(basics)
     assert len(gaps) > 20
-    assert np.percentile(gaps, 95) <= TIMER_GAP, f"95% of the gaps between timer calls within {np.percentile(gaps, 95):.2f} s"
-    assert gaps.max() <= TIMER_GAP_MAX, f"longest gap between timer calls {gaps.max():.2f} s"
+    p95, longest = np.percentile(gaps, 95), gaps.max()
+    check_timing(p95 <= TIMER_GAP and longest <= TIMER_GAP_MAX,
+                 f"gaps between timer calls: 95% within {p95:.2f} s, longest {longest:.2f} s", basics["load"])
 
 
 def test_panel_progress_changes_during_the_fit(basics):
@@ -121,10 +121,11 @@ def test_status_bar_is_redrawn_during_the_fit(basics):
     start, end = basics["fit"]["samples"][0][0], basics["fit"]["samples"][-1][0]
     # redrawn with the progress (polled every 0.25 s), not only when something else redraws it (every ~2.5 s
     # with a new live preview, before: the status bar is a global area, outside screen.areas)
-    skip_if_busy(basics["load"])
     draws = [t for t in basics["status_bar_draws"] if start <= t <= end]
     gaps = np.diff([start, *draws, end])
-    assert np.percentile(gaps, 95) <= 0.75 and gaps.max() <= TIMER_GAP_MAX, f"status bar redraw gaps {sorted(gaps)[-5:]}"
+    p95, longest = np.percentile(gaps, 95), gaps.max()
+    check_timing(p95 <= 0.75 and longest <= TIMER_GAP_MAX,
+                 f"status bar redraws: 95% within {p95:.2f} s, longest gap {longest:.2f} s", basics["load"])
 
 
 def test_live_preview_updates(basics):
@@ -133,11 +134,11 @@ def test_live_preview_updates(basics):
 
 
 def test_gui_fit_keeps_half_the_command_line_rate(basics):
-    skip_if_busy(basics["load"], *(c["load"] for c in basics["cli"]))
     gui = need(basics, "fit")["result"]
     gui_rate = gui["iterations"] / gui["seconds"]
     cli_rate = np.mean([c["rate"] for c in basics["cli"]])
-    assert gui_rate >= 0.5 * cli_rate, f"GUI {gui_rate:.0f} it/s, command line {cli_rate:.0f} it/s"
+    check_timing(gui_rate >= 0.5 * cli_rate, f"GUI {gui_rate:.1f} it/s, command line {cli_rate:.1f} it/s",
+                 basics["load"], *(c["load"] for c in basics["cli"]))
 
 
 def test_new_plane_is_selected_active_and_framed(basics):

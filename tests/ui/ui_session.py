@@ -109,14 +109,16 @@ class OtherLoad:
 BUSY_CORES = 0.5  # other processes using more than this: the machine is busy, timings are not checked
 
 
-def skip_if_busy(*measurements: dict) -> None:
-    """Skip a timing check when other work competed for the CPU while it was measured."""
+def check_timing(ok: bool, measured: str, *loads: dict) -> None:
+    """Assert a timing (``ok``, described by ``measured``), unless other work competed for the CPU while it was
+    measured: then skip, saying what was measured."""
     import pytest
 
-    busiest = max(m["other_cores"] for m in measurements)
+    busiest = max(m["other_cores"] for m in loads)
     if busiest > BUSY_CORES:
-        pytest.skip(f"the machine was busy with other work ({busiest:.1f} cores used by other processes while "
-                    f"this was measured): timing not checked")
+        pytest.skip(f"the machine was busy with other work ({busiest:.1f} cores used by other processes): timing "
+                    f"not checked; measured {measured}")
+    assert ok, measured
 
 
 def run_session(name: str, params: dict, *, event_simulate: bool = False, timeout: float = 600,
