@@ -32,19 +32,30 @@ class _ImfitPanel:
         return space.type != "NODE_EDITOR" or space.tree_type == "ShaderNodeTree"
 
 
-def _label_chars() -> int:
-    """Characters of label text that fit the region being drawn (a longer label is cut short with "...")."""
+def _wrap_to_region(text: str) -> list[str]:
+    """``text`` in lines that fit the region being drawn, measured in the UI's font (a label that is too long
+    is cut short with "..."); by characters where there is no region."""
     region = getattr(bpy.context, "region", None)
     if region is None or region.width < 2:
-        return LABEL_CHARS
-    scale = bpy.context.preferences.system.ui_scale or 1.0
-    # ~70 px go to the icon, the panel's margins and the column of tabs; a character is ~6 px at scale 1
-    return max(16, int((region.width - 70 * scale) / (6.2 * scale)))
+        return textwrap.wrap(text, LABEL_CHARS)
+    import blf
+
+    prefs = bpy.context.preferences
+    scale = prefs.system.ui_scale or 1.0
+    blf.size(0, prefs.ui_styles[0].widget.points * scale)
+    room = region.width - 70 * scale  # the icon, the panel's and a box's margins, the column of tabs
+    lines = []
+    for word in text.split():
+        if lines and blf.dimensions(0, f"{lines[-1]} {word}")[0] <= room:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
 
 
 def _label_lines(layout, text: str, icon: str) -> None:
     """A long message as several labels (labels do not wrap), as wide as the region allows."""
-    for i, line in enumerate(textwrap.wrap(text, _label_chars())):
+    for i, line in enumerate(_wrap_to_region(text)):
         layout.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
