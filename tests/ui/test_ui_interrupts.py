@@ -74,7 +74,7 @@ def test_cancel_button_stops_the_fit_within_5_seconds(interrupts):
 def test_killed_worker_gives_a_report_and_frees_the_panel(interrupts):
     case = need(interrupts, "sigkill")
     stop = case["stop"]
-    assert stop["ended"] and stop["seconds"] <= STOP_SECONDS  # nothing to wait for: the exit is seen at once
+    assert stop["ended"]
     assert "was killed (SIGKILL) before sending a result" in stop["error"]
     assert case["fit_poll"], "Fit is still refused after the worker died"
     # the error report: its red icon in the status bar
@@ -83,9 +83,13 @@ def test_killed_worker_gives_a_report_and_frees_the_panel(interrupts):
     assert red.sum() >= 10
 
 
+def test_killed_worker_frees_the_panel_within_5_seconds(interrupts):
+    _stopped_in_time(need(interrupts, "sigkill"), interrupts["load"])  # its exit is noticed at the next poll
+
+
 def test_opening_another_file_ends_the_fit_cleanly(interrupts):
     case = need(interrupts, "open_file")
-    assert case["workers_gone"] and case["seconds"] <= STOP_SECONDS
+    assert case["workers_gone"]
     assert case["fit_poll"] and case["file"] == interrupts["params"]["other_blend"]
     assert case["groups"] == []  # the fit belonged to the file that was closed
     assert "after_redo" in interrupts  # and Blender went on working in the new file
@@ -107,3 +111,9 @@ def test_undo_after_a_fit_leaves_a_consistent_file(interrupts):
     # Ctrl-Shift-Z: all of it back
     assert redone["groups"] == after_fit["groups"] and redone["texts"] == after_fit["texts"]
     assert redone["planes"] == after_fit["planes"] and redone["result_wavelets"] == 16
+
+
+def test_opening_another_file_ends_the_fit_within_5_seconds(interrupts):
+    seconds = need(interrupts, "open_file")["seconds"]
+    check_timing(seconds <= STOP_SECONDS, f"the worker was gone {seconds} s after the file was opened",
+                 interrupts["load"])
