@@ -43,13 +43,18 @@ def _wrap_to_region(text: str) -> list[str]:
     prefs = bpy.context.preferences
     scale = prefs.system.ui_scale or 1.0
     blf.size(0, prefs.ui_styles[0].widget.points * scale)
-    room = region.width - 70 * scale  # the icon, the panel's and a box's margins, the column of tabs
+    # the column of tabs, the panel's and a box's margins, the icon: in Blender 4.3 a label in a 291 px sidebar
+    # shows ~202 px of text, a box's ~8 px less
+    room = region.width - 100 * scale
     lines = []
-    for word in text.split():
-        if lines and blf.dimensions(0, f"{lines[-1]} {word}")[0] <= room:
-            lines[-1] += f" {word}"
-        else:
-            lines.append(word)
+    phrases = text.split(", ")
+    for k, phrase in enumerate(phrases):  # whole phrases where they fit: "21.2 s" stays on one line
+        phrase += "," if k < len(phrases) - 1 else ""
+        for word in [phrase] if blf.dimensions(0, phrase)[0] <= room else phrase.split():
+            if lines and blf.dimensions(0, f"{lines[-1]} {word}")[0] <= room:
+                lines[-1] += f" {word}"
+            else:
+                lines.append(word)
     return lines
 
 
