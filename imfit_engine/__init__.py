@@ -20,10 +20,12 @@ import importlib
 import os
 from typing import TYPE_CHECKING
 
-# OpenMP threads that spin while they wait take the CPU from everything else on a busy machine (another fit,
-# Blender drawing, a render: fits ran 6x to 30x slower) and, between torch calls, from the numba kernels' own
-# threads.  Sleeping waits cost little on a quiet machine.  Only a runtime not started yet reads this.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from . import threads
+
+# Every engine process (CLI, worker, Python API) waits passively: OpenMP threads that spin take the CPU from
+# everything else on a busy machine and from the numba kernels' threads (threads.py).  Only an OpenMP runtime
+# not started yet reads it, so a program that imported torch first keeps its own setting.
+threads.prefer_passive_waiting(os.environ)
 
 __version__ = "0.2.0"
 

@@ -375,3 +375,14 @@ def test_data_texture_follows_keyframes_on_frame_change(ext):
     first, middle, last = texels_at(1), texels_at(6), texels_at(11)
     assert not np.allclose(first, last) and not np.allclose(middle, first) and not np.allclose(middle, last)
     np.testing.assert_array_equal(texels_at(1), first)
+
+
+def test_the_add_on_starts_its_workers_with_it(ext):
+    import os
+
+    from imfit_engine import threads
+
+    env = ext.addon.jobs.interpreter.worker_environment([])
+    assert env["OMP_WAIT_POLICY"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    # background mode (this bpy): Blender draws nothing, so no core is kept back; the UI keeps one (tests/ui)
+    assert env["OMP_NUM_THREADS"] == (os.environ.get("OMP_NUM_THREADS") or str(threads.usable_cores()))
