@@ -19,19 +19,12 @@ import dev_extension
 REPO = dev_extension.REPO
 
 
-def psnr(a, b) -> float:
-    import numpy as np
-
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return -10 * np.log10(mse)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default=str(REPO / "tests" / "data" / "astronaut.png"))
     parser.add_argument("--num-wavelets", type=int, default=256)
     parser.add_argument("--size", type=int, default=128, help="training size (the render is at the photo's size)")
-    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--iterations", type=int, help="full-size iterations (default: the panel's)")
     parser.add_argument("--out", default=str(REPO / "out"))
     a = parser.parse_args(argv)
 
@@ -52,8 +45,9 @@ def main(argv=None) -> int:
         f"fitting {Path(a.image).name} ({width}x{height}) with {a.num_wavelets} wavelets at {a.size} px ...", flush=True
     )
     t0 = time.perf_counter()
+    iterations = {} if a.iterations is None else {"iterations": a.iterations}
     result = bpy.ops.imfit.fit(
-        image=image.name, num_wavelets=a.num_wavelets, size=a.size, iterations=a.iterations, create_plane=True
+        image=image.name, num_wavelets=a.num_wavelets, size=a.size, create_plane=True, **iterations
     )
     if result != {"FINISHED"}:
         print("demo: the fit did not finish", file=sys.stderr)
@@ -72,6 +66,8 @@ def main(argv=None) -> int:
     bpy.ops.wm.save_as_mainfile(filepath=str(out / "demo.blend"))
 
     from PIL import Image
+
+    from imfit_engine.core.metrics import psnr
 
     rendered = np.asarray(Image.open(out / "demo.png").convert("RGB"), np.float32) / 255
     photo = np.asarray(Image.open(a.image).convert("RGB"), np.float32) / 255

@@ -49,11 +49,14 @@ def engine_python(prefs) -> tuple[str, dict]:
 
 def worker_environment(extra_paths: list[str]) -> dict:
     """This process's environment with the engine (and ``extra_paths``) first on PYTHONPATH, and torch's
-    threads set to share the CPU: passive waiting, and a core left for Blender's UI (none in background mode)."""
+    threads set to share the CPU: passive waiting and, beside the UI, a lower priority and (on 4+ cores) a core
+    left free (nothing of that in background mode, where no UI waits)."""
     env = dict(os.environ)
     paths = [str(ENGINE_ROOT), *extra_paths] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env.update(PYTHONPATH=os.pathsep.join(paths), PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
-    return threads.shared_cpu_environment(env, reserve=0 if bpy.app.background else 1)
+    if bpy.app.background:
+        return threads.shared_cpu_environment(env, reserve=0)
+    return threads.shared_cpu_environment(env, reserve=threads.ui_reserve(), nice=threads.BACKGROUND_NICE)
 
 
 def probe(prefs) -> dict:

@@ -14,8 +14,11 @@ class FitConfig:
 
     num_wavelets: int = 256
     size: int = 256  # longest side of the training raster, pixels
-    iterations: int = 200  # iterations at full size; coarser levels get more (iter_multiple)
-    iter_multiple: float = 1.5
+    # iterations at full size; coarse level a gets iterations * (rescales - a) * iter_multiple.  Most of the time
+    # goes to the full size: on held-out photos (256 wavelets, 256 px) 1000 / 0.3 gave +0.4 dB over 200 / 1.5,
+    # and +4.2 to +5.6 dB over torch-imfit's algorithm in a fraction of its time (README, "Speed and quality")
+    iterations: int = 1000
+    iter_multiple: float = 0.3
     rescales: int = 2  # coarse levels, each half the size of the next
     lr: float = 0.01  # global learning rate (per-group rates are multiples of it)
     gamma: float = 0.997  # learning-rate factor applied when the loss plateaus

@@ -13,6 +13,7 @@ import sys
 import threading
 import traceback
 
+from .. import threads
 from .protocol import STOP_LINE, TORCH_REQUIREMENTS, encode_message
 
 
@@ -96,6 +97,7 @@ def error_for(exc: BaseException) -> tuple[str, str]:
 
 
 def run(job_path: str) -> int:
+    threads.lower_priority()  # a worker beside Blender's UI yields the CPU to it
     channel = _Channel()
     should_stop = _StopRequest()
     try:

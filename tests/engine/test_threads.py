@@ -1,5 +1,5 @@
-"""The engine's CPU-sharing environment (imfit_engine/threads.py): passive OpenMP waiting and a core left free,
-as torch sees them when it is imported in a process started with it (the add-on's fit worker)."""
+"""The engine's CPU-sharing environment (imfit_engine/threads.py): passive OpenMP waiting, a core left free and a
+lower priority, as torch and the OS see them in a process started with it (the add-on's fit worker)."""
 
 from __future__ import annotations
 
@@ -31,3 +31,25 @@ def test_torch_in_a_process_started_with_it_uses_those_threads():
     done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [env["OMP_NUM_THREADS"], "PASSIVE"]
+
+
+def test_beside_the_ui_a_core_is_left_only_on_four_or_more():
+    assert threads.ui_reserve() == (1 if threads.usable_cores() >= 4 else 0)
+
+
+NICE_PROBE = (
+    "import os; from imfit_engine import threads; before = os.nice(0); threads.lower_priority(); "
+    "print(os.nice(0) - before)"
+)
+
+
+def test_a_worker_beside_the_ui_lowers_its_priority():
+    env = threads.shared_cpu_environment(
+        {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}, nice=threads.BACKGROUND_NICE
+    )
+    done = subprocess.run([sys.executable, "-c", NICE_PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == threads.BACKGROUND_NICE
+    plain = threads.shared_cpu_environment({"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    done = subprocess.run([sys.executable, "-c", NICE_PROBE], env=plain, capture_output=True, text=True, timeout=120)
+    assert int(done.stdout) == 0  # the command line and background Blender keep their priority

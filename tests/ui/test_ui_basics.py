@@ -137,8 +137,9 @@ def test_status_bar_is_redrawn_during_the_fit(basics):
     draws = [t for t in basics["status_bar_draws"] if start <= t <= end]
     gaps = np.diff([start, *draws, end])
     p95, longest = np.percentile(gaps, 95), gaps.max()
+    # at most every REDRAW_SECONDS (0.5), seen by a poll every 0.25 s, drawn in software GL: 1 s for 95%
     check_timing(
-        p95 <= 0.75 and longest <= TIMER_GAP_MAX,
+        p95 <= 1.0 and longest <= TIMER_GAP_MAX,
         f"status bar redraws: 95% within {p95:.2f} s, longest gap {longest:.2f} s",
         basics["load"],
     )
