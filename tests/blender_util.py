@@ -141,16 +141,33 @@ def render_display(scene, frame: int | None = None) -> tuple[np.ndarray, float]:
 
 
 def preview_scene(
-    node_tree, params, width: int, height: int, engine: str = "CYCLES", name: str = "test", backend: str | None = None
+    node_tree,
+    params,
+    width: int,
+    height: int,
+    engine: str = "CYCLES",
+    name: str = "test",
+    backend: str | None = None,
+    path: str | None = None,
 ):
-    """A fresh scene showing ``params`` on the add-on's preview plane, framed exactly.
+    """A fresh scene showing ``params`` on the add-on's preview plane, framed exactly; ``path`` forces the
+    group's path (``nodes.paths``: NODES, LOOP, OSL, BAKED), else the add-on picks it for ``engine``.
 
     Returns (scene, group, plane object, build seconds).
     """
     scene = fresh_scene()
+    scene.render.engine = engine
     aspect = width / height
     t0 = time.perf_counter()
-    group = node_tree.build_wavelet_group(name, params, aspect, backend=backend or node_tree.backend_for_engine(engine))
+    group = node_tree.build_wavelet_group(
+        name,
+        params,
+        aspect,
+        backend=backend or node_tree.backend_for_engine(engine),
+        size=(width, height),
+        path=path,
+        scene=scene,
+    )
     seconds = time.perf_counter() - t0
     plane = addon_module("nodes.plane").create_preview_plane(scene, group, width, height, name)
     scene_setup = addon_module("nodes.scene")
