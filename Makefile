@@ -45,3 +45,4 @@ extension: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/fit_bench.py
 	$(PY) bench/nodes_bench.py
+	$(PY) bench/resynth_bench.py

@@ -50,7 +50,9 @@ BACKENDS = ("CYCLES", "EEVEE")  # the atom bodies; a path (nodes.paths) says how
 UNLINKED_VECTOR = -1.0e20
 _MAX_NAME_BYTES = 63  # ID names in Blender 4.2 (5.0 allows more; the shorter rule fits both)
 # custom properties of the top group
-WAVELETS_KEY = "imfit_wavelets"  # the wavelets group (holds the chunks, and with them values and keys)
+# the wavelets group's name (it holds the chunks, and with them values and keys).  A name, not an ID pointer:
+# Blender 4.2 miscounts the users of IDs that a localized node tree's custom properties point to
+WAVELETS_KEY = "imfit_wavelets"
 OVERRIDE_KEY = "imfit_override"  # the path chosen in the panel (paths.OVERRIDE_ITEMS), "AUTO" by default
 DATA_KEY = "imfit_data_key"  # fingerprint of what the path's data was last built from
 GRID_KEY = "imfit_grid"  # tiles per image height of the culled paths (1: not culled)
@@ -492,8 +494,9 @@ def _check_params(params, aspect) -> np.ndarray:
 
 
 def _wavelets_group(tree):
-    holder = tree.get(WAVELETS_KEY)
-    return holder if isinstance(holder, bpy.types.ShaderNodeTree) else None
+    name = tree.get(WAVELETS_KEY)
+    holder = bpy.data.node_groups.get(name) if isinstance(name, str) else None
+    return holder if holder is not None and holder.bl_idname == "ShaderNodeTree" else None
 
 
 def _owned_trees(tree):
@@ -525,7 +528,7 @@ def _ensure_wavelets_group(tree):
         chunks, _ = _owned_trees(tree)
         holder = bpy.data.node_groups.new(f".{tree.name} wavelets", "ShaderNodeTree")
         _fill_wavelets(holder, chunks)
-        tree[WAVELETS_KEY] = holder
+        tree[WAVELETS_KEY] = holder.name
     return holder
 
 
@@ -571,7 +574,7 @@ def build_wavelet_group(
     _fill_atom(atom, aspect, "CYCLES")
     chunks = _build_chunks(tree_name, atom, len(p))
     _fill_wavelets(holder, chunks)
-    tree[WAVELETS_KEY] = holder
+    tree[WAVELETS_KEY] = holder.name
     _write_sockets(tree, p, chunks)
     _top_interface(tree)
     tree["imfit_count"] = len(p)
@@ -743,7 +746,16 @@ def set_engine(tree, engine: str, scene=None, force: bool = False) -> bool:
         osl_available=osl_path.osl_available(scene),
     )
     tree["imfit_engine"] = engine
-    return _apply(tree, choice, scene, force)
+    try:
+        return _apply(tree, choice, scene, force)
+    except ImfitError as e:
+        if choice.path != "OSL":
+            raise
+        # the script did not compile (osl_available is False from now on): the next best path, and why
+        fallback = paths.choose(engine, int(tree["imfit_count"]), bpy.app.version, osl_available=False)
+        changed = _apply(tree, fallback, scene, True)
+        tree["imfit_note"] = f"{fallback.note} (OSL failed here: {e})"
+        return changed
 
 
 def set_backend(tree, backend: str) -> bool:
@@ -831,14 +843,13 @@ def _path_data(tree, scene, frame, force: bool = False) -> PathData | None:
             return None
         image = baked.image_for(tree, key, frame)
         detail = why
-        if image is None and tree.get(OVERRIDE_KEY, "AUTO") == "AUTO":
-            image = baked.render_auto(tree, values, controls, key)  # what the path needs, made here
-        elif image is None:
-            image = baked.any_image(tree)
+        user_bake = bpy.data.images.get(baked.bake_name(tree))
+        if image is None and user_bake is not None and tree.get(OVERRIDE_KEY, "AUTO") == "BAKED":
+            # the user's bake stays what they chose to see, even when the values moved on since
+            image = user_bake
             detail = "the baked image is out of date (values or controls changed since): Bake again"
-            if image is None:
-                image = baked.render_auto(tree, values, controls, key)
-                detail = ""
+        elif image is None:
+            image = baked.render_auto(tree, values, controls, key)  # what the path needs, made here
         tree["imfit_detail"] = _bake_detail(image, detail)
         return PathData(key, values, image=image)
     scale, rotation, cull, key = _binning_key(tree, values, scene)

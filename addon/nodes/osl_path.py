@@ -30,8 +30,13 @@ def text_name(tree) -> str:
     return f".{tree.name}.osl"
 
 
+_compile_failed = []  # a script that did not compile once: this Blender's Cycles is taken to lack OSL
+
+
 def osl_available(scene) -> bool:
-    """Cycles renders OSL on the CPU and with OptiX."""
+    """Cycles renders OSL on the CPU and with OptiX, in builds with OSL (some Linux distributions' are not)."""
+    if not getattr(bpy.app.build_options, "cycles_osl", True) or _compile_failed:
+        return False
     if scene is None or scene.render.engine != "CYCLES":
         return True
     if scene.cycles.device == "CPU":
@@ -81,6 +86,7 @@ def compile_script(tree, scene) -> None:
         if scene.render.engine != engine:
             scene.render.engine = engine
     if "Raw" not in node.outputs:
+        _compile_failed.append(text.name)
         raise ImfitError(
             f"the OSL shader {text.name} did not compile (this Blender may lack OSL): see the console, "
             "or choose the Node Group path"

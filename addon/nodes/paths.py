@@ -39,7 +39,7 @@ UBO_BUDGET = 60000  # the top group's own uniforms and a margin stay free
 # pre-computes parameter-only maths, 4.2-4.5 keep every constant input as a uniform.
 BYTES_PER_WAVELET = {
     "5.0": {"EEVEE": 160, "CYCLES": 288},
-    "4.x": {"EEVEE": 367, "CYCLES": 560},
+    "4.x": {"EEVEE": 367, "CYCLES": 464},
 }
 CYCLES_NODES_MAX = 256  # past this the culled OSL path is faster than the unrolled group
 CYCLES_CHECKED = 4096  # Cycles' SVM was checked with the unrolled group up to this count

@@ -60,7 +60,10 @@ class IMFIT_OT_bake(PollingOperator, bpy.types.Operator):
         return context.scene is not None
 
     def _value(self, context, name: str, setting: str):
-        return getattr(self if self.properties.is_property_set(name) else context.scene.imfit, setting)
+        """The operator's ``name`` when a script set it, else the panel's ``setting``."""
+        if self.properties.is_property_set(name):
+            return getattr(self, name)
+        return getattr(context.scene.imfit, setting)
 
     def _make_job(self, context):
         _, group = fitted_group(context, self.image)

@@ -270,8 +270,8 @@ def _best_grid(p, aspect, support, rotation_known, max_pairs) -> TileLists:
 
 
 def render_signed(params, aspect: float, width: int, height: int, *, support: float = SUPPORT) -> np.ndarray:
-    """Signed sum of ``params`` (canonical, float64 maths) on a width x height raster, (H, W, 3) float32, with
-    the engine's pixel centres; each wavelet cut at ``support`` sigmas (as the engine's renderer)."""
+    """Signed sum of ``params`` (canonical) on a width x height raster, (H, W, 3) float32, with the engine's
+    pixel centres; each wavelet cut at ``support`` sigmas (as the engine's renderer)."""
     if width <= 0 or height <= 0:
         raise ValueError(f"render size must be positive, got {width}x{height}")
     p = np.asarray(params, dtype=np.float64)
@@ -283,44 +283,40 @@ def render_signed(params, aspect: float, width: int, height: int, *, support: fl
     w, tx, ty, *_ = _pairs(p, aspect, 0.0, y0, t * dx, t * dy, nx, ny, support, True)
     out = np.zeros((ny * nx, t * t, 3), np.float32)
     if len(w):
-        # the carrier in A cos + B sin form: two transcendental calls per pixel instead of three
+        tile_id = (ny - 1 - ty) * nx + tx  # raster tile row 0 is the top
+        order = np.argsort(tile_id, kind="stable")  # a tile's pairs side by side: one reduce per chunk
+        w, tx, tile_id = w[order], tx[order], tile_id[order]
+        row = tile_id // nx
+        # per wavelet, float32: the carrier as A cos + B sin (two transcendental calls per pixel, not three)
         amp, phase = p[:, AMP], p[:, PHASE]
         coef_a, coef_b = (amp * np.cos(phase)).astype(np.float32), (-amp * np.sin(phase)).astype(np.float32)
-        cos_t, sin_t = np.cos(p[:, THETA]), np.sin(p[:, THETA])
-        inv_s = 1.0 / (2.0 * p[:, SIGMA] ** 2)
-        inv_g = 1.0 / (2.0 * p[:, GAMMA] ** 2)
-        omega = 2.0 * math.pi / p[:, WAVELENGTH]
-        local = (np.arange(t) + 0.5).astype(np.float64)
-        px, py = np.meshgrid(local * dx, -local * dy)  # offsets from a tile's top-left corner, (t, t)
-        px, py = px.ravel(), py.ravel()
-        tile_id = (ny - 1 - ty) * nx + tx  # raster tile row 0 is the top
+        cos_t, sin_t = np.cos(p[:, THETA]).astype(np.float32), np.sin(p[:, THETA]).astype(np.float32)
+        inv_s = (-0.5 / p[:, SIGMA] ** 2).astype(np.float32)
+        inv_g = (-0.5 / p[:, GAMMA] ** 2).astype(np.float32)
+        omega = (2.0 * math.pi / p[:, WAVELENGTH]).astype(np.float32)
+        local = np.arange(t) + 0.5
+        px = np.tile(local * dx, t).astype(np.float32)[None]  # offsets from a tile's top-left corner
+        py = np.repeat(-local * dy, t).astype(np.float32)[None]
         step = max(1, CHUNK_ELEMENTS // (t * t))
         for s in range(0, len(w), step):
             ww, tid = w[s : s + step], tile_id[s : s + step]
-            # tile corner (x, y of its top-left pixel edge) relative to the wavelet centre
-            ox = (tx[s : s + step] * t * dx - p[ww, U] * aspect)[:, None]
-            oy = ((1.0 - (ny - 1 - ty[s : s + step]) * t * dy) - p[ww, V])[:, None]
-            ddx, ddy = (ox + px).astype(np.float32), (oy + py).astype(np.float32)
-            c, sn = cos_t[ww, None].astype(np.float32), sin_t[ww, None].astype(np.float32)
+            # the tile's top-left corner relative to the wavelet's centre (float64, then small numbers)
+            ox = (tx[s : s + step] * t * dx - p[ww, U] * aspect).astype(np.float32)[:, None]
+            oy = ((1.0 - row[s : s + step] * t * dy) - p[ww, V]).astype(np.float32)[:, None]
+            ddx, ddy = ox + px, oy + py
+            c, sn = cos_t[ww, None], sin_t[ww, None]
             xr = ddx * c + ddy * sn
             yr = ddy * c - ddx * sn
-            env = np.exp(
-                -(xr * xr) * inv_s[ww, None].astype(np.float32) - (yr * yr) * inv_g[ww, None].astype(np.float32)
-            )
-            arg = xr * omega[ww, None].astype(np.float32)
+            env = np.exp(xr * xr * inv_s[ww, None] + yr * yr * inv_g[ww, None])
+            arg = xr * omega[ww, None]
             ec, es = env * np.cos(arg), env * np.sin(arg)
-            contrib = ec[..., None] * coef_a[ww, None, :] + es[..., None] * coef_b[ww, None, :]
-            _scatter_add(out, tid, contrib)
+            starts = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]])
+            ids = tid[starts]
+            for ch in range(3):
+                contrib = ec * coef_a[ww, ch, None] + es * coef_b[ww, ch, None]
+                out[ids, :, ch] += np.add.reduceat(contrib, starts, axis=0)
     img = out.reshape(ny, nx, t, t, 3).transpose(0, 2, 1, 3, 4).reshape(ny * t, nx * t, 3)
     return np.ascontiguousarray(img[:height, :width])
-
-
-def _scatter_add(out, tile_id, contrib) -> None:
-    """out[tile_id[k]] += contrib[k], with repeated tile ids (pairs arrive sorted by wavelet, not tile)."""
-    order = np.argsort(tile_id, kind="stable")
-    ids, contrib = tile_id[order], contrib[order]
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    out[ids[starts]] += np.add.reduceat(contrib, starts, axis=0)
 
 
 def render_display(params, aspect: float, width: int, height: int, controls: Controls = DEFAULT_CONTROLS) -> np.ndarray:
