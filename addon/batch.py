@@ -14,6 +14,8 @@ group ``ImFit <name>`` (with a preview plane) and, with ``--blend``, the file is
 ``merge`` keys the frames of several output folders (the shards of one run, ``--frames A-B`` on
 each machine) on one group.  The same entry is ``main(argv) -> int`` (0 done, 1 failed, 2 bad
 arguments or input, 130 interrupted); errors are one line ``imfit batch: error: ...`` on stderr.
+``fit --ray [ADDRESS]`` (with ``--ray-cpus``, ``--ray-gpus``) passes through to the engine like its other
+options: the engine fits on a Ray cluster (``imfit_engine/cluster.py``), then the group is keyed here.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         usage=f"{PROG} fit PATH [options]",
         help="fit a folder of frames or a movie, then key the result",
         epilog="Every other option is the engine's: see `imfit fit --help` (--num-gabors, --size, "
-        "--iterations, --keyframes, --frames A-B, --seed, --device ...).",
+        "--iterations, --keyframes, --frames A-B, --seed, --device, --ray [ADDRESS] ...).",
     )
     fit.add_argument("--output-dir", default="results", help="where each frame's fit goes (default %(default)s)")
     fit.add_argument("--python", help="the Python that runs the engine (default: the add-on's)")

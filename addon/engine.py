@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..imfit_engine import sequence
+from ..imfit_engine import sequence, threads
 from ..imfit_engine.core import config as fit_config
 from ..imfit_engine.core import model, resynth
 from ..imfit_engine.errors import ImfitError
@@ -35,6 +35,7 @@ __all__ = [
     "resynth",
     "sequence",
     "style_config",
+    "threads",
 ]
 
 # the extension's package, e.g. "bl_ext.user_default.gabor_imfit"; Blender keys the add-on's

@@ -17,7 +17,15 @@ Subpackages: ``core`` (model, renderer, fitter), ``io`` (files), ``style``, ``ex
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING
+
+from . import threads
+
+# Every engine process (CLI, worker, Python API) waits passively: OpenMP threads that spin take the CPU from
+# everything else on a busy machine and from the numba kernels' threads (threads.py).  Only an OpenMP runtime
+# not started yet reads it, so a program that imported torch first keeps its own setting.
+threads.prefer_passive_waiting(os.environ)
 
 __version__ = "0.2.0"
 

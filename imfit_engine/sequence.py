@@ -156,7 +156,7 @@ def parse_range(text: str) -> tuple[int, int]:
     return first, last
 
 
-def _check_frames(frames: list[Frame], keyframe_interval: int) -> None:
+def check_frames(frames: list[Frame], keyframe_interval: int) -> None:
     if not frames:
         raise ImfitError("the sequence has no frames")
     if keyframe_interval < 1:
@@ -189,7 +189,7 @@ def frame_config(config, number: int, keyframe: bool):
     return dataclasses.replace(config, seed=config.seed + number, rescales=config.rescales if keyframe else 0)
 
 
-def _frame_record(frame: Frame, position: int, keyframe_interval: int, warm_from) -> dict:
+def frame_record(frame: Frame, position: int, keyframe_interval: int, warm_from) -> dict:
     segment = position - position % keyframe_interval
     return {
         "frame": frame.number,
@@ -201,18 +201,18 @@ def _frame_record(frame: Frame, position: int, keyframe_interval: int, warm_from
     }
 
 
-def _comparable(settings: dict) -> dict:
+def comparable_settings(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in _IGNORED_SETTINGS}
 
 
-def _finished(path: Path, record: dict, settings: dict) -> Optional[WaveletSet]:
+def finished_frame(path: Path, record: dict, settings: dict) -> Optional[WaveletSet]:
     """The frame's file when it exists and was made for this very frame and settings, else None
     (no file) or an ImfitError (a file of another run: resuming over it would mix two runs)."""
     if not path.is_file():
         return None
     ws = formats.load_json(path)
     stored = ws.meta.get("metrics", {}).get(META_KEY)
-    if stored != record or _comparable(ws.meta.get("settings", {})) != _comparable(settings):
+    if stored != record or comparable_settings(ws.meta.get("settings", {})) != comparable_settings(settings):
         raise ImfitError(
             f"{path} holds a fit made by another run (other settings, keyframe interval or frame "
             "numbering), so this run cannot resume from it. Use another output folder, or delete "
@@ -243,7 +243,7 @@ def fit_sequence(
     from . import api  # torch
 
     frames = list(frames)
-    _check_frames(frames, keyframe_interval)
+    check_frames(frames, keyframe_interval)
     fitted, wanted = planned_positions([f.number for f in frames], keyframe_interval, select)
     fmt = "both" if fmt in ("txt", "both") else "json"  # the JSON is what resume and merge read
     out_dir = Path(out_dir)
@@ -256,7 +256,7 @@ def fit_sequence(
                 f"frame {frame.number} has no image file, but fitting frames {select} needs it "
                 "(a warm start begins at its segment's keyframe). This is a bug in the caller"
             )
-        record = _frame_record(
+        record = frame_record(
             frame,
             position,
             keyframe_interval,
@@ -264,7 +264,7 @@ def fit_sequence(
         )
         cfg = frame_config(config, frame.number, record["keyframe"])
         path = out_dir / f"{frame.name}.json"
-        existing = _finished(path, record, cfg.to_dict())
+        existing = finished_frame(path, record, cfg.to_dict())
         if existing is not None:
             previous = existing
             if position in wanted:

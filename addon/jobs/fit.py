@@ -231,7 +231,8 @@ class FitJob:
 
     def summary(self) -> str:
         r = self.result
-        stopped = f" ({r.get('message') or 'stopped early'}; best result kept)" if r["stopped"] else ""
+        # the engine's message already says the best result was kept ("... kept the best result so far")
+        stopped = f" ({r.get('message') or 'stopped early; the best result so far is kept'})" if r["stopped"] else ""
         return (
             f"ImFit: {r['wavelets']} wavelets fitted to {self.image_name}, PSNR {r['psnr']:.2f} dB "
             f"in {r['seconds']:.1f} s{stopped}"

@@ -9,7 +9,7 @@ import sys
 
 import bpy
 
-from ..engine import ADDON_ID, ENGINE_ROOT, EXTENSION_PACKAGE, ImfitError, protocol
+from ..engine import ADDON_ID, ENGINE_ROOT, EXTENSION_PACKAGE, ImfitError, protocol, threads
 
 PROBE_TIMEOUT = 120.0  # importing torch and initialising CUDA can take a while on a cold disk
 
@@ -48,11 +48,12 @@ def engine_python(prefs) -> tuple[str, dict]:
 
 
 def worker_environment(extra_paths: list[str]) -> dict:
-    """This process's environment with the engine (and ``extra_paths``) first on PYTHONPATH."""
+    """This process's environment with the engine (and ``extra_paths``) first on PYTHONPATH, and torch's
+    threads set to share the CPU: passive waiting, and a core left for Blender's UI (none in background mode)."""
     env = dict(os.environ)
     paths = [str(ENGINE_ROOT), *extra_paths] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env.update(PYTHONPATH=os.pathsep.join(paths), PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
-    return env
+    return threads.shared_cpu_environment(env, reserve=0 if bpy.app.background else 1)
 
 
 def probe(prefs) -> dict:

@@ -12,7 +12,7 @@ KEYED_PATH = re.compile(r'nodes\["(W\d+)"\]\.inputs\[(\d+)\]\.default_value')
 
 def fcurves_of(tree_id):
     """The F-curve collection of an ID's action (a chunk group's: its wavelets' keys), created
-    if needed; Blender 4.2's legacy actions and 4.4+'s slotted ones."""
+    if needed: Blender 4.2-4.3's legacy actions, 4.4-4.5's layered ones and 5.0's."""
     adt = tree_id.animation_data or tree_id.animation_data_create()
     if adt.action is None:
         adt.action = bpy.data.actions.new(f"{tree_id.name} keys")
@@ -24,7 +24,13 @@ def fcurves_of(tree_id):
     if adt.action_slot is None:
         slot = action.slots.new(id_type="NODETREE", name=tree_id.name)
         adt.action_slot = slot
-    return anim_utils.action_ensure_channelbag_for_slot(action, adt.action_slot).fcurves
+    ensure = getattr(anim_utils, "action_ensure_channelbag_for_slot", None)  # Blender 5.0+
+    if ensure is not None:
+        return ensure(action, adt.action_slot).fcurves
+    # Blender 4.4-4.5: a layered action's keys live in a keyframe strip's channel bag for the slot
+    layer = action.layers[0] if len(action.layers) else action.layers.new("Layer")
+    strip = layer.strips[0] if len(layer.strips) else layer.strips.new(type="KEYFRAME")
+    return strip.channelbag(adt.action_slot, ensure=True).fcurves
 
 
 def add_keys(points, frames, values, interpolation: str) -> None:

@@ -8,10 +8,19 @@ view transform (what the source image looks like through an Image Texture node).
 from __future__ import annotations
 
 
+def eevee_engine() -> str:
+    """EEVEE's render-engine identifier: BLENDER_EEVEE_NEXT on Blender 4.2-4.x, BLENDER_EEVEE from 5.0."""
+    import bpy
+
+    items = bpy.types.RenderSettings.bl_rna.properties["engine"].enum_items
+    return "BLENDER_EEVEE_NEXT" if "BLENDER_EEVEE_NEXT" in items else "BLENDER_EEVEE"
+
+
 def setup_render(scene, engine: str, width: int, height: int, samples: int = 1):
-    """Exact pixel-centre sampling, Standard view transform, no dithering, no denoising."""
+    """Exact pixel-centre sampling, Standard view transform, no dithering, no denoising.  ``engine`` is "CYCLES" or
+    "BLENDER_EEVEE" (4.2's "BLENDER_EEVEE_NEXT" is used where that is EEVEE's name)."""
     render = scene.render
-    render.engine = engine
+    render.engine = eevee_engine() if engine.startswith("BLENDER_EEVEE") else engine
     render.resolution_x, render.resolution_y = width, height
     render.resolution_percentage = 100
     render.pixel_aspect_x = render.pixel_aspect_y = 1.0

@@ -11,7 +11,7 @@ import bpy
 
 from ..engine import ImfitError, formats
 from . import group as node_tree
-from .plane import create_preview_plane
+from .plane import create_preview_plane, focus
 
 IMAGE_KEY = "imfit_image"  # custom property: the image a stored fit or node group belongs to
 
@@ -69,6 +69,7 @@ def build_nodes(scene, image_name: str, wavelets, create_plane: bool):
     plane_name = node_tree.group_name(image_name)
     if create_plane and plane_name not in scene.objects:
         plane = create_preview_plane(scene, group, wavelets.width, wavelets.height, image_name)
+        focus(scene, plane)
     return group, plane
 
 

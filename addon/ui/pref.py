@@ -73,10 +73,10 @@ class IMFIT_AddonPreferences(bpy.types.AddonPreferences):
 
         info = self.cached_probe()
         box = layout.box()
-        row = box.row()
         ready = interpreter.engine_ready(info)
-        row.label(text=interpreter.status_line(info), icon="CHECKMARK" if ready else "INFO")
-        row.operator("imfit.check_engine", text="Check", icon="FILE_REFRESH")
+        # the status on a row of its own: beside the button it was cut short ("PyTorch 2.13.0+c...nly")
+        box.label(text=interpreter.status_line(info), icon="CHECKMARK" if ready else "INFO")
+        box.operator("imfit.check_engine", text="Check", icon="FILE_REFRESH")
 
         if self.python_source == "BLENDER":
             col = box.column()

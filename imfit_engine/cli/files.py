@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .. import api
 from ..errors import ImfitError
 from ..io import export, formats, images
 
 
 def _source_size_args(p) -> None:
-    p.add_argument("--source-width", type=int, help="for .txt input: the raster it was trained on")
+    p.add_argument(
+        "--source-width",
+        type=int,
+        help="for .txt input: the raster it was trained on (render: default the output raster, as torch-imfit renders)",
+    )
     p.add_argument("--source-height", type=int, help="for .txt input: the raster it was trained on")
 
 
@@ -16,7 +22,12 @@ def add_parsers(sub) -> None:
     r = sub.add_parser("render", help="re-synthesise a fit at any size")
     r.add_argument("params", help="fit file (.json or torch-imfit .txt)")
     r.add_argument("--width", type=int, required=True, help="output width in pixels")
-    r.add_argument("--height", type=int, help="output height (default: keeps the fit's aspect)")
+    r.add_argument(
+        "--height",
+        type=int,
+        help="output height (default: keeps the fit's aspect; a torch-imfit .txt without --source-width/height: "
+        "square)",
+    )
     r.add_argument("-o", "--output", required=True, help="output PNG")
     _source_size_args(r)
     c = sub.add_parser("convert", help="convert between canonical JSON and torch-imfit .txt")
@@ -40,9 +51,13 @@ def add_parsers(sub) -> None:
 
 
 def cmd_render(a) -> int:
-    ws = formats.load_params(a.params, a.source_width, a.source_height)
     if a.width < 1 or (a.height is not None and a.height < 1):
         raise ImfitError(f"render size must be positive, got --width {a.width} --height {a.height}")
+    source_width, source_height = a.source_width, a.source_height
+    if Path(a.params).suffix.lower() == ".txt" and source_width is None and source_height is None:
+        # a torch-imfit .txt has no aspect: like torch-imfit, render it on the raster asked for
+        source_width, source_height = a.width, a.height or a.width
+    ws = formats.load_params(a.params, source_width, source_height)
     height = a.height or max(1, round(a.width / ws.aspect))
     images.save_png(a.output, api.render_image(ws, a.width, height))
     print(f"{a.output}: {a.width}x{height}, {len(ws)} wavelets")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import api, sequence
+from .. import api, cluster, sequence
 from ..core.config import DEFAULTS, LIMITS, FitConfig
 from ..errors import ImfitError
 from ..io import images
@@ -66,7 +66,8 @@ def add_parser(sub) -> None:
         "--compile",
         choices=("auto", "on", "off"),
         default=d.compile,
-        help="fused render kernels (torch.compile): ~2x faster after a one-off compile; auto = on for CUDA",
+        help="torch.compile'd render kernels: auto = on for CUDA (the CPU runs its numba kernels); on = use them "
+        "on the CPU too (needs a C++ compiler); off = plain torch kernels on a GPU",
     )
     p.add_argument(
         "--time-budget",
@@ -83,6 +84,7 @@ def add_parser(sub) -> None:
         help="seed: torch-imfit's own algorithm, for comparisons (no warm start)",
     )
     style_cli.add_style_args(p, fit=True)
+    cluster.add_args(p)
 
 
 def config_from(a) -> FitConfig:
@@ -197,6 +199,7 @@ def _fit_sequence(folder, weight_arg, config, out_dir, fmt, keyframes, stop, fra
 
 def cmd_fit(a: argparse.Namespace) -> int:
     config = config_from(a)
+    cluster.check_args(a)
     path, out = Path(a.path), Path(a.output_dir)
     style = None
     if a.style is not None:
@@ -208,6 +211,8 @@ def cmd_fit(a: argparse.Namespace) -> int:
             raise ImfitError(f"--frames selects frames of a sequence: use it with --mode video or vm, not {a.mode}")
         sequence.parse_range(a.frames)  # a bad range fails before any fitting
     with StopFlag() as stop:
+        if a.ray is not None:  # on a Ray cluster: one task per keyframe interval or image
+            return cluster.fit(a, config, stop)
         if a.mode == "image":
             if path.is_dir():
                 raise ImfitError(f"{path} is a folder: use --mode folder, video or vm for folders")

@@ -45,7 +45,14 @@ def add_style_args(p: argparse.ArgumentParser, fit: bool) -> None:
             help="steps of the style phase after the ordinary fit (default %(default)s)",
         )
     else:
-        g.add_argument("--steps", type=int, default=d.steps, help="optimisation steps (default %(default)s)")
+        g.add_argument(
+            "--iterations",
+            "--steps",
+            dest="steps",
+            type=int,
+            default=d.steps,
+            help="optimisation steps, like fit's and expand's --iterations (default %(default)s)",
+        )
         g.add_argument("--optimizer", choices=("lbfgs", "adam"), default=d.optimizer)
         g.add_argument("--lr", type=float, default=d.lr, help="learning rate (0: LBFGS 1.0, Adam 0.02)")
         g.add_argument("--device", choices=DEVICES, default=d.device)

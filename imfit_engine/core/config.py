@@ -28,7 +28,7 @@ class FitConfig:
     reseed_every: int = 50  # iterations between dead-wavelet re-seeding passes (0: never)
     carrier_solve_steps: int = 12  # least-squares steps for amplitudes/phases after (re)seeding
     preset: str = "default"  # "seed": torch-imfit's algorithm (api.PRESETS), for comparisons
-    compile: str = "auto"  # fused (torch.compile) render kernels: "auto" = on for CUDA, "on", "off"
+    compile: str = "auto"  # torch.compile'd kernels: "auto" = on for CUDA (the CPU runs numba's), "on", "off"
     time_budget: float = 0.0  # seconds; > 0: the full-size level runs as long as the budget allows, then anneals
 
     def to_dict(self) -> dict:

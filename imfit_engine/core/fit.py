@@ -85,7 +85,7 @@ def fit(
     """Fit `config.num_wavelets` wavelets to `image` (H, W, 3) in [0, 1]; `weight` (H, W) >= 0."""
     start = time.perf_counter()
     device = pick_device(config.device)
-    # compiling costs ~20 s once (cached on disk afterwards) and runs ~2x faster on the CPU
+    # GPUs: torch.compile fuses the chunk kernels (a one-off compile, cached on disk); the CPU runs numba's
     use_compiled_kernels(config.compile == "on" or (config.compile == "auto" and device.type == "cuda"))
     generator = torch.Generator().manual_seed(config.seed)
     src_h, src_w = image.shape[:2]
@@ -96,7 +96,6 @@ def fit(
     )
     sizes = level_sizes(src_w, src_h, config.size, config.rescales)
     iters = level_iterations(config)
-    total = sum(iters)
 
     targets, weights = [], []
     for w, h in sizes:
@@ -131,7 +130,8 @@ def fit(
             w, h = sizes[-1]
             return to_image(render_internal(loop.best, aspect, w, h)).cpu().numpy()
 
-    for level, ((w, h), n_iter) in enumerate(zip(sizes, iters)):
+    clocks = _level_clocks(config, sizes, iters, start)
+    for level, ((w, h), clock) in enumerate(zip(sizes, clocks)):
         target, wmap = targets[level], weights[level]
         if level_counts[level] > active:
             _grow(internal, opt, active, level_counts[level], target, wmap, aspect, generator, config)
@@ -139,12 +139,10 @@ def fit(
         plateau = Plateau(config.gamma)
         loop.best_loss, lr_scale = math.inf, 1.0  # a new level has a new loss scale; the best state stays
         final = level == len(sizes) - 1
-        level_start, k = time.perf_counter(), -1
-        while k + 1 < n_iter:
-            k += 1
-            if final and config.time_budget > 0 and k == _BUDGET_PROBE:
-                fitted = _iterations_within(config.time_budget, start, level_start, k)
-                total, n_iter = total + fitted - n_iter, fitted
+        clock.begin()
+        running = clock.running()
+        while running:
+            k = clock.k
             if loop.stop_requested(iteration):
                 break
             out = render_internal(internal[:active], aspect, w, h).clamp(-1, 1)
@@ -159,7 +157,7 @@ def fit(
             (grad,) = torch.autograd.grad(loss, internal)
             lr_scale *= plateau(loss_value)
             # anneal over the last third of the final level so the fit ends converged
-            tail = max(0.0, (k - 2 * n_iter / 3) / (n_iter / 3)) if final else 0.0
+            tail = max(0.0, 3 * clock.fraction() - 2) if final else 0.0
             opt.lr = config.lr * lr_scale * (1 - 0.9 * tail)
             opt.step(grad)
             if config.mutation_scale:
@@ -167,12 +165,16 @@ def fit(
                 internal.data.add_(noise * config.mutation_scale * opt.lr * opt.col_rate)
             project(internal, aspect, w, h)
             iteration += 1
-            if config.reseed_every and (k + 1) % config.reseed_every == 0 and k + 1 < n_iter * 0.8:
+            clock.tick()
+            if config.reseed_every and clock.k % config.reseed_every == 0 and clock.fraction() < 0.8:
                 _reseed_dead(internal, active, opt, out.detach(), target, wmap, aspect, generator, config)
             psnr = psnr_of(float(((out.detach() - target) ** 2).mean()) / 4)
-            if (now := loop.report_due(force=k in (0, n_iter - 1))) is not None:
+            running = clock.running()  # read once: the last report must agree with the loop's end
+            last = not running
+            total = sum(c.expected() for c in clocks)
+            if (now := loop.report_due(force=k == 0 or last)) is not None:
                 on_progress(Progress(iteration, total, level, len(sizes), loss_value, psnr, now, preview))
-            if k % 10 == 0 or k == n_iter - 1:
+            if k % 10 == 0 or last:
                 history.append((iteration, level, loss_value, psnr))
         if loop.stopped:
             break
@@ -211,14 +213,64 @@ def fit(
     return FitResult(ws, final_psnr, seconds, iteration, loop.stopped, history, loop.message)
 
 
-_BUDGET_PROBE = 20  # full-size iterations timed before a time budget sets the level's length
+# With a time budget the coarse levels may take at most this share of it (fewer iterations than asked when
+# the budget is short): the full-size level is where the time pays off.
+COARSE_BUDGET_SHARE = 0.25
 
 
-def _iterations_within(budget, start, level_start, done):
-    """The full-size level's length that ends it (anneal included) at `budget` seconds after `start`."""
-    now = time.perf_counter()
-    pace = (now - level_start) / done
-    return done + max(1, int((budget - (now - start)) / pace * 0.97))
+class _LevelClock:
+    """How long one level runs and how far through it the fit is: a number of iterations, or, under a time
+    budget, until a deadline on the wall clock (re-read every iteration, so a busy machine slows the fit
+    down instead of making it overrun the budget)."""
+
+    def __init__(self, iterations: int, deadline: Optional[float] = None, budgeted_full: bool = False):
+        self.iterations, self.deadline, self.budgeted_full = iterations, deadline, budgeted_full
+        self.k, self.started = 0, None
+
+    def begin(self) -> None:
+        self.started = time.perf_counter()
+        if self.deadline is not None and self.budgeted_full:
+            self.deadline = max(self.deadline, self.started)
+
+    def tick(self) -> None:
+        self.k += 1
+
+    def running(self) -> bool:
+        if self.deadline is None:
+            return self.k < self.iterations
+        if self.budgeted_full:  # the full-size level: until the deadline, at least one iteration
+            return self.k == 0 or time.perf_counter() < self.deadline
+        return self.k < self.iterations and time.perf_counter() < self.deadline
+
+    def fraction(self) -> float:
+        """How far through the level, 0..1 (iterations, or time under a budget)."""
+        if not self.budgeted_full:
+            return self.k / max(1, self.iterations)
+        span = self.deadline - self.started
+        return 1.0 if span <= 0 else min(1.0, (time.perf_counter() - self.started) / span)
+
+    def expected(self) -> int:
+        """The level's length as far as it is known now (progress totals)."""
+        if self.started is None or not self.budgeted_full:
+            return self.k if self.started is not None and not self.running() else self.iterations
+        if not self.running():
+            return self.k
+        pace = (time.perf_counter() - self.started) / max(1, self.k)
+        return self.k + max(1, int((self.deadline - time.perf_counter()) / max(pace, 1e-9)))
+
+
+def _level_clocks(config: FitConfig, sizes, iters, start: float) -> list[_LevelClock]:
+    """One clock per level.  Without a budget each runs its iterations; with one, the coarse levels share
+    ``COARSE_BUDGET_SHARE`` of it in proportion to their work (iterations x pixels) and the full-size level
+    runs until ``start + time_budget``, whatever its iteration count says."""
+    if config.time_budget <= 0:
+        return [_LevelClock(n) for n in iters]
+    work = [n * w * h for (w, h), n in zip(sizes[:-1], iters[:-1])]
+    clocks, t = [], start
+    for n, share in zip(iters[:-1], work):
+        t += COARSE_BUDGET_SHARE * config.time_budget * share / max(1, sum(work))
+        clocks.append(_LevelClock(n, deadline=t))
+    return clocks + [_LevelClock(iters[-1], deadline=start + config.time_budget, budgeted_full=True)]
 
 
 def _grow(internal, opt, active, count, target, wmap, aspect, generator, config):

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
+from . import cpu_kernels
 from .model import AMP, GAMMA, PHASE, SIGMA, THETA, WAVELENGTH, U, V, pixel_size
 
 
@@ -150,6 +152,12 @@ class _Bins:
         for start in range(0, len(self), step):
             yield slice(start, start + step)
 
+    def numpy_pairs(self):
+        """(wavelet, tx, ty, tile_id) of every pair as int64 numpy arrays, in wavelet order (the CPU kernels')."""
+        return tuple(
+            t.cpu().numpy().astype(np.int64, copy=False) for t in (self.wavelet, self.tx, self.ty, self.tile_id)
+        )
+
     def untile(self, tiles):
         """(tiles_y * tiles_x, T*T, 3) -> (H, W, 3)."""
         t = self.tile
@@ -252,6 +260,18 @@ def use_compiled_kernels(flag: bool) -> None:
     _Kernels.compiled = bool(flag)
 
 
+def _use_cpu_kernels(params: torch.Tensor) -> bool:
+    """The numba kernels serve CPU tensors (float32 or float64) unless the fused torch kernels were asked for.
+    A non-finite parameter goes to the torch kernels, which spread it to the whole image (the fitter's guard
+    must see a blow-up); the compiled kernels assume finite numbers."""
+    return (
+        params.device.type == "cpu"
+        and not _Kernels.compiled
+        and cpu_kernels.available()
+        and bool(torch.isfinite(params).all())
+    )
+
+
 class _Chunk:
     """One chunk's gathered inputs, padded to the full chunk size when kernels are compiled."""
 
@@ -278,14 +298,29 @@ class _TiledRender(torch.autograd.Function):
         bins = _Bins(params, aspect, width, height, tile, support)
         coef_all = torch.stack(_coefficients(params, carrier), dim=1)  # (N, 2, 3)
         consts = params.new_tensor([*pixel_size(width, height, aspect), aspect])
+        ctx.save_for_backward(params)
+        ctx.bins, ctx.chunk_pixels, ctx.carrier, ctx.consts, ctx.support = bins, chunk_pixels, carrier, consts, support
+        if _use_cpu_kernels(params):
+            geo, coef = params.detach()[:, :6].contiguous().numpy(), coef_all.detach().contiguous().numpy()
+            cpu_kernels.set_threads(torch.get_num_threads())
+            out = cpu_kernels.forward(
+                geo,
+                coef,
+                *bins.numpy_pairs(),
+                bins.tiles_x * bins.tiles_y,
+                bins.tiles_x,
+                tile,
+                *pixel_size(width, height, aspect),
+                aspect,
+                support,
+            )
+            return bins.untile(torch.from_numpy(out))
         forward, _ = _Kernels.get()
         size = bins.chunk_size(chunk_pixels)
         out = params.new_zeros(bins.tiles_y * bins.tiles_x + 1, tile * tile, 3)  # + the spare tile
         for sl in bins.chunks(chunk_pixels):
             ch = _Chunk(params, coef_all, bins, sl, size)
             out.index_add_(0, ch.tile_id, forward(ch.p, ch.coef, ch.tx, ch.ty, consts, tile))
-        ctx.save_for_backward(params)
-        ctx.bins, ctx.chunk_pixels, ctx.carrier, ctx.consts = bins, chunk_pixels, carrier, consts
         return bins.untile(out[:-1])
 
     @staticmethod
@@ -294,16 +329,33 @@ class _TiledRender(torch.autograd.Function):
         bins = ctx.bins
         g_tiles = torch.cat((bins.to_tiles(grad_out.to(params.dtype)), params.new_zeros(1, bins.tile**2, 3)))
         coef_all = torch.stack(_coefficients(params, ctx.carrier), dim=1)
-        _, backward = _Kernels.get()
-        size = bins.chunk_size(ctx.chunk_pixels)
         # gradients w.r.t. (u, v, theta, sigma, gamma, wavelength, A(3), B(3))
-        grad = params.new_zeros(len(params), 12)
-        for sl in bins.chunks(ctx.chunk_pixels):
-            ch = _Chunk(params, coef_all, bins, sl, size)
-            part, d_ab = backward(ch.p, ch.coef, ch.tx, ch.ty, g_tiles[ch.tile_id], ctx.consts, bins.tile)
-            grad[:, :6].index_add_(0, ch.w, part[: ch.n])
-            grad[:, 6:9].index_add_(0, ch.w, d_ab[: ch.n, :, 0])
-            grad[:, 9:12].index_add_(0, ch.w, d_ab[: ch.n, :, 1])
+        if _use_cpu_kernels(params):
+            geo, coef = params.detach()[:, :6].contiguous().numpy(), coef_all.detach().contiguous().numpy()
+            dx, dy = pixel_size(bins.width, bins.height, float(ctx.consts[2]))
+            grad = torch.from_numpy(
+                cpu_kernels.backward(
+                    geo,
+                    coef,
+                    *bins.numpy_pairs(),
+                    g_tiles[:-1].contiguous().numpy(),
+                    bins.tile,
+                    dx,
+                    dy,
+                    float(ctx.consts[2]),
+                    ctx.support,
+                )
+            )
+        else:
+            _, backward = _Kernels.get()
+            size = bins.chunk_size(ctx.chunk_pixels)
+            grad = params.new_zeros(len(params), 12)
+            for sl in bins.chunks(ctx.chunk_pixels):
+                ch = _Chunk(params, coef_all, bins, sl, size)
+                part, d_ab = backward(ch.p, ch.coef, ch.tx, ch.ty, g_tiles[ch.tile_id], ctx.consts, bins.tile)
+                grad[:, :6].index_add_(0, ch.w, part[: ch.n])
+                grad[:, 6:9].index_add_(0, ch.w, d_ab[: ch.n, :, 0])
+                grad[:, 9:12].index_add_(0, ch.w, d_ab[: ch.n, :, 1])
         if ctx.carrier:
             return grad, None, None, None, None, None, None, None
         # chain (A, B) -> (amp, phase): A = amp cos(phase), B = amp sin(phase)

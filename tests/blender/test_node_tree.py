@@ -54,9 +54,7 @@ def test_cycles_render_matches_engine(count, width, height):
         f"max error {error:.3f}/255, clipped {clipped:.1%}"
     )
     assert error <= TOLERANCE
-    assert image.std() > 0.05  # a real picture, not a flat or black one
-    if count == 1024:
-        assert build_s <= 2.0
+    assert image.std() > 0.05  # a real picture, not a flat or black one (build time: bench/nodes_bench.py)
 
 
 def test_global_controls_act_on_every_wavelet():
@@ -219,6 +217,11 @@ def _eevee_check(count, width, height, backend, path=None):
     )
     assert error <= TOLERANCE
     return scene, group, params
+
+
+def test_eevee_unrolled_matches_engine_64():
+    """The unrolled EEVEE body, small enough for software GL to compile in seconds on every Blender version."""
+    _eevee_check(64, 48, 32, "EEVEE")
 
 
 @pytest.mark.slow

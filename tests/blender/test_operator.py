@@ -288,7 +288,7 @@ def test_node_groups_follow_the_render_engine(ext):
     fit_tiny(image, create_plane=False)
     scene = bpy.context.scene
     group = bpy.data.node_groups["ImFit coffee.png"]
-    scene.render.engine = "BLENDER_EEVEE"
+    scene.render.engine = ext.addon.nodes.scene.eevee_engine()
     bpy.context.view_layer.update()  # runs the depsgraph handler
     assert group["imfit_backend"] == "EEVEE"
     scene.render.engine = "CYCLES"
@@ -376,3 +376,14 @@ def test_data_texture_follows_keyframes_on_frame_change(ext):
     first, middle, last = texels_at(1), texels_at(6), texels_at(11)
     assert first != last and middle != first and middle != last
     assert texels_at(1) == first
+
+
+def test_the_add_on_starts_its_workers_with_it(ext):
+    import os
+
+    from imfit_engine import threads
+
+    env = ext.addon.jobs.interpreter.worker_environment([])
+    assert env["OMP_WAIT_POLICY"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    # background mode (this bpy): Blender draws nothing, so no core is kept back; the UI keeps one (tests/ui)
+    assert env["OMP_NUM_THREADS"] == (os.environ.get("OMP_NUM_THREADS") or str(threads.usable_cores()))

@@ -1,4 +1,8 @@
-"""The tiled renderer against the dense reference: values, gradients, truncation, memory."""
+"""The tiled renderer against the dense reference: values, gradients, truncation, memory.
+
+The reference checks run with both kernel sets: the numba CPU kernels (the CPU default) and the torch
+chunk kernels (what CUDA and MPS run, and the CPU without numba), so the GPU path stays covered here.
+"""
 
 import json
 import math
@@ -8,13 +12,24 @@ import sys
 import pytest
 import torch
 
+from imfit_engine.core import cpu_kernels
 from imfit_engine.core.model import COLUMNS
 from imfit_engine.core.render import render, render_reference, to_image, truncation_bound
 from support import REPO, random_params
 
+KERNELS = ["numba", "torch"] if cpu_kernels.numba is not None else ["torch"]
+
+
+@pytest.fixture(params=KERNELS)
+def kernels(request, monkeypatch):
+    """Every test taking this runs once per kernel set."""
+    monkeypatch.setenv("IMFIT_KERNELS", "auto" if request.param == "numba" else "torch")
+    assert cpu_kernels.available() == (request.param == "numba")
+    return request.param
+
 
 @pytest.mark.parametrize("aspect,width,height,tile", [(1.0, 40, 40, 16), (1.5, 48, 32, 8), (0.6, 30, 50, 16)])
-def test_values_match_reference(aspect, width, height, tile):
+def test_values_match_reference(aspect, width, height, tile, kernels):
     p = random_params(80, seed=1, dtype=torch.float64)
     ref = render_reference(p, aspect, width, height)
     out = render(p, aspect, width, height, tile=tile)
@@ -24,7 +39,7 @@ def test_values_match_reference(aspect, width, height, tile):
     assert err <= truncation_bound(p)
 
 
-def test_resolution_independent():
+def test_resolution_independent(kernels):
     """At 3x the raster the centre pixel of each 3x3 block sits on the 1x pixel centre: same value."""
     p = random_params(30, seed=2, dtype=torch.float64)
     small = render_reference(p, 1.5, 30, 20)
@@ -32,7 +47,7 @@ def test_resolution_independent():
     assert (big[1::3, 1::3] - small).abs().max().item() < 1e-4
 
 
-def test_gradients_match_reference():
+def test_gradients_match_reference(kernels):
     p = random_params(40, seed=3, dtype=torch.float64).requires_grad_(True)
     g = torch.randn(24, 36, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     (g_ref,) = torch.autograd.grad((render_reference(p, 1.5, 36, 24) * g).sum(), p)
@@ -42,7 +57,7 @@ def test_gradients_match_reference():
         assert r < 1e-3, name
 
 
-def test_gradients_float32_and_carrier_mode():
+def test_gradients_float32_and_carrier_mode(kernels):
     """float32 production path: carrier (A, B) columns give the same image and consistent gradients."""
     p = random_params(50, seed=4)
     a = p[:, 9:12] * torch.cos(p[:, 6:9])
@@ -57,7 +72,7 @@ def test_gradients_float32_and_carrier_mode():
     assert abs(g[:, 6].sum().item() - dense[..., 0].sum().item()) < 1e-2 * dense[..., 0].abs().sum().item() + 1e-3
 
 
-def test_truncation_bound_holds_and_is_meaningful():
+def test_truncation_bound_holds_and_is_meaningful(kernels):
     """With a short support the error is visible, stays under the bound, and shrinks as support grows."""
     p = random_params(60, seed=5, dtype=torch.float64)
     ref = render_reference(p, 1.0, 48, 48)
@@ -73,6 +88,24 @@ def test_truncation_bound_holds_and_is_meaningful():
 def test_to_image_clamps_like_the_seed():
     s = torch.tensor([-3.0, -1.0, 0.0, 0.5, 1.0, 2.0])
     assert to_image(s).tolist() == [0.0, 0.0, 0.5, 0.75, 1.0, 1.0]
+
+
+@pytest.mark.skipif(cpu_kernels.numba is None, reason="numba is not installed")
+def test_cpu_kernels_agree_with_torch_kernels_on_a_fit_sized_field(monkeypatch):
+    """A field like a fit's at 128 x 96 with 600 wavelets: both kernel sets give the same image and gradients."""
+    p = random_params(600, seed=7, min_sigma=0.004, max_sigma=0.08).requires_grad_(True)
+    g = torch.randn(96, 128, 3, generator=torch.Generator().manual_seed(1))
+    results = {}
+    for name in ("auto", "torch"):
+        monkeypatch.setenv("IMFIT_KERNELS", name)
+        out = render(p, 4 / 3, 128, 96, carrier=True)
+        (grad,) = torch.autograd.grad((out * g).sum(), p)
+        results[name] = out.detach(), grad
+    (out_n, grad_n), (out_t, grad_t) = results["auto"], results["torch"]
+    # the CPU kernels skip pixels outside the support ellipse, the torch ones evaluate whole tiles
+    assert (out_n - out_t).abs().max().item() <= truncation_bound(p.detach()) + 1e-5
+    rel = (grad_n - grad_t).abs().amax(0) / grad_t.abs().amax(0)
+    assert rel.max().item() < 2e-3
 
 
 MEMORY_PROBE = r"""
