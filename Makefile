@@ -19,11 +19,13 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 demo: $(STAMP)
 	$(PY) tools/demo.py
 
-# Blender versions besides the pinned bpy 5.0.1 whose node-group tests run too (each in a cached venv,
+# Blender versions besides the pinned bpy 5.0.1 whose node-group and path tests run too (each in a cached venv,
 # tools/bpy_venv.sh); `make test MATRIX=` skips them on a machine where a few extra minutes don't pay
 MATRIX ?= 4.2.23 4.5.15
 MATRIX_TESTS := tests/blender/test_node_tree.py tests/blender/test_operator.py::test_fit_square_photo_builds_group_text_plane_and_metrics \
-	tests/blender/test_operator.py::test_rebuild_recreates_the_group_from_the_text
+	tests/blender/test_operator.py::test_rebuild_recreates_the_group_from_the_text \
+	tests/blender/test_paths.py::test_large_fits_render_in_eevee_on_the_automatic_path \
+	tests/blender/test_paths.py::test_engine_switch_changes_path_and_stays_exact
 
 test: $(STAMP)
 	sh tools/setup_gl.sh
@@ -60,3 +62,4 @@ bench: $(STAMP)
 	$(PY) bench/fit_bench.py
 	$(PY) bench/kodak_bench.py --quick
 	$(PY) bench/nodes_bench.py
+	$(PY) bench/resynth_bench.py

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..imfit_engine import sequence, threads
 from ..imfit_engine.core import config as fit_config
-from ..imfit_engine.core import model
+from ..imfit_engine.core import model, resynth
 from ..imfit_engine.errors import ImfitError
 from ..imfit_engine.expand import config as expand_config
 from ..imfit_engine.io import atomic, export, formats, png
@@ -32,6 +32,7 @@ __all__ = [
     "model",
     "png",
     "protocol",
+    "resynth",
     "sequence",
     "style_config",
     "threads",

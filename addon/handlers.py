@@ -21,31 +21,43 @@ from bpy.app.handlers import persistent
 
 from .engine import ImfitError
 from .jobs import fit as fit_job
+from .nodes import baked, osl_path, stored
 from .nodes import group as node_tree
-from .nodes import stored
+
+
+def _situation(scene) -> str:
+    """What a group's path depends on in ``scene``: the engine and whether Cycles can run OSL."""
+    return f"{scene.render.engine}/{osl_path.osl_available(scene)}"
+
+
+def sync_paths(scene, force: bool = False) -> int:
+    """Switch groups whose path was chosen for another engine or device; returns how many changed."""
+    if scene is None:
+        return 0
+    situation = _situation(scene)
+    changed = 0
+    for group in stored.wavelet_groups():
+        # cheap check first (set_engine walks the tree); linked groups cannot be edited here
+        if group.library is None and (force or group.get("imfit_situation") != situation):
+            try:
+                changed += node_tree.set_engine(group, scene.render.engine, scene)
+                group["imfit_situation"] = situation
+            except ImfitError as e:
+                # a group the user took apart, or an OSL compile failing: the panel says it, once per change
+                group["imfit_situation"] = situation
+                group["imfit_detail"] = str(e)
+    return changed
 
 
 def sync_backends(scene) -> int:
-    """Switch groups whose backend differs from ``scene``'s engine; returns how many changed."""
-    if scene is None:
-        return 0
-    backend = node_tree.backend_for_engine(scene.render.engine)
-    changed = 0
-    for group in stored.wavelet_groups():
-        # cheap check first (set_backend walks the tree); a body may be a variant ("EEVEE_LOOP");
-        # linked groups cannot be edited here
-        if group.library is None and not str(group.get("imfit_backend", "")).startswith(backend):
-            try:
-                changed += node_tree.set_backend(group, backend)
-            except ImfitError:
-                pass  # a group the user took apart: Rebuild makes a new one; no error on every update
-    return changed
+    """The name this had when the only paths were two atom bodies."""
+    return sync_paths(scene)
 
 
 @persistent
 def imfit_sync_on_depsgraph(scene, depsgraph=None):
-    sync_backends(scene)
-    if depsgraph is not None:  # socket edits in the UI reach the EEVEE loop's data texture
+    sync_paths(scene)
+    if depsgraph is not None:  # socket edits in the UI reach the loop's textures, the OSL script, the bake
         node_tree.on_depsgraph_update(scene, depsgraph)
 
 
@@ -54,13 +66,26 @@ def imfit_sync_on_render_pre(scene, *_):
     # An interactive render calls this from its job thread, where editing node trees is unsafe;
     # the depsgraph handler has already synced those.  Scripted and background renders run here.
     if threading.current_thread() is threading.main_thread():
-        sync_backends(scene)
+        sync_paths(scene)
+        node_tree.refresh_all(scene, scene.frame_current)
 
 
 @persistent
 def imfit_sync_on_load(*_):
-    # groups are shared by every scene: follow the one the file opens with
-    sync_backends(getattr(bpy.context, "scene", None) or next(iter(bpy.data.scenes), None))
+    # groups are shared by every scene: follow the one the file opens with; the loop's textures are not
+    # saved with the file, so every path's data is rebuilt
+    scene = getattr(bpy.context, "scene", None) or next(iter(bpy.data.scenes), None)
+    for group in stored.wavelet_groups():
+        group.pop("imfit_situation", None)
+        group.pop(node_tree.DATA_KEY, None)
+    sync_paths(scene)
+    if scene is not None:
+        node_tree.refresh_all(scene, scene.frame_current)
+
+
+@persistent
+def imfit_pack_on_save(*_):
+    baked.pack_auto_bakes()
 
 
 @persistent
@@ -79,6 +104,7 @@ HANDLERS = (
     (bpy.app.handlers.render_pre, imfit_sync_on_render_pre),
     (bpy.app.handlers.load_post, imfit_sync_on_load),
     (bpy.app.handlers.frame_change_post, imfit_sync_textures_on_frame),
+    (bpy.app.handlers.save_pre, imfit_pack_on_save),
 )
 
 

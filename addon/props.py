@@ -7,6 +7,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, Po
 
 from .engine import expand_config, fit_config, sequence, style_config
 from .nodes.keyframes import INTERPOLATIONS
+from .nodes.paths import BAKE_FOLDER, BAKE_MAX
 from .ui.pref import DEVICE_ITEMS, get_preferences
 
 FIT, LIMITS = fit_config.DEFAULTS, fit_config.LIMITS
@@ -119,6 +120,27 @@ class ImfitSettings(bpy.types.PropertyGroup):
         name="Flicker",
         precision=2,
         description="Last sequence fit: mean frame-to-frame change that the source does not have, in 1/255 steps",
+    )
+
+    # bakes (ops.bake): the group's field to an image, or an image per frame for an animated group
+    bake_size: IntProperty(
+        name="Bake Size",
+        default=0,
+        min=0,
+        max=BAKE_MAX,
+        soft_max=4096,
+        subtype="PIXEL",
+        description="Longest side of the baked image in pixels (0: the fitted image's size; at most 8K)",
+    )
+    bake_frames: StringProperty(
+        name="Bake Frames",
+        description="Frames of an animated group to bake, e.g. 1-48 (empty: the scene's frame range)",
+    )
+    bake_folder: StringProperty(
+        name="Bake Folder",
+        default=BAKE_FOLDER,
+        subtype="DIR_PATH",
+        description="Where baked images go (// is the .blend's folder; an unsaved file bakes to a temporary folder)",
     )
 
     def engine_device(self, context) -> str:

@@ -141,16 +141,33 @@ def render_display(scene, frame: int | None = None) -> tuple[np.ndarray, float]:
 
 
 def preview_scene(
-    node_tree, params, width: int, height: int, engine: str = "CYCLES", name: str = "test", backend: str | None = None
+    node_tree,
+    params,
+    width: int,
+    height: int,
+    engine: str = "CYCLES",
+    name: str = "test",
+    backend: str | None = None,
+    path: str | None = None,
 ):
-    """A fresh scene showing ``params`` on the add-on's preview plane, framed exactly.
+    """A fresh scene showing ``params`` on the add-on's preview plane, framed exactly; ``path`` forces the
+    group's path (``nodes.paths``: NODES, LOOP, OSL, BAKED), else the add-on picks it for ``engine``.
 
     Returns (scene, group, plane object, build seconds).
     """
     scene = fresh_scene()
+    scene.render.engine = engine
     aspect = width / height
     t0 = time.perf_counter()
-    group = node_tree.build_wavelet_group(name, params, aspect, backend=backend or node_tree.backend_for_engine(engine))
+    group = node_tree.build_wavelet_group(
+        name,
+        params,
+        aspect,
+        backend=backend or node_tree.backend_for_engine(engine),
+        size=(width, height),
+        path=path,
+        scene=scene,
+    )
     seconds = time.perf_counter() - t0
     plane = addon_module("nodes.plane").create_preview_plane(scene, group, width, height, name)
     scene_setup = addon_module("nodes.scene")
@@ -178,3 +195,37 @@ class quiet_stdout:
         sys.stdout.flush()
         os.dup2(self._saved, 1)
         os.close(self._saved)
+
+
+def fit_like_params(n: int, aspect: float, seed: int = 0) -> np.ndarray:
+    """A field sized like a real fit of n wavelets (a Kodak photo's 4096-wavelet fit, scaled): sizes shrink as
+    1/sqrt(n), so a point is covered by about the same number of wavelets (~60) at any n, as in real fits;
+    (n, 12) float32 canonical columns."""
+    rng = np.random.default_rng(seed)
+    shrink = math.sqrt(4096.0 / n)
+    p = np.empty((n, 12), np.float64)
+    p[:, 0] = rng.uniform(-0.02, 1.02, n)
+    p[:, 1] = rng.uniform(-0.02, 1.02, n)
+    p[:, 2] = rng.uniform(-math.pi, math.pi, n)
+    sigma = np.exp(rng.uniform(math.log(0.0015), math.log(0.05), n)) * shrink
+    p[:, 3] = sigma
+    p[:, 4] = sigma * np.exp(rng.uniform(math.log(0.3), math.log(6.0), n))
+    p[:, 5] = np.maximum(sigma * rng.uniform(2.0, 8.0, n), 0.005)
+    p[:, 6:9] = rng.uniform(-math.pi, math.pi, (n, 3))
+    p[:, 9:12] = rng.uniform(0.0, 0.5, (n, 3)) * rng.uniform(0.2, 1.0, (n, 1))
+    return p.astype(np.float32)
+
+
+def engine_display(params, aspect: float, width: int, height: int, controls=None) -> np.ndarray:
+    """The engine's own image of a field (its tiled production renderer, the one bakes use), (H, W, 3) in
+    [0, 1]; ``controls`` (``resynth.Controls``) as the node group's global controls would set them."""
+    import torch
+
+    from imfit_engine.core import resynth
+    from imfit_engine.core.render import render
+
+    controls = controls or resynth.DEFAULT_CONTROLS
+    p = torch.as_tensor(resynth.controlled(params, controls), dtype=torch.float64)
+    with torch.no_grad():
+        signed = render(p, aspect, width, height).numpy()
+    return resynth.to_display(resynth.apply_gain(signed, controls))

@@ -16,6 +16,9 @@ sys.path.insert(0, str(REPO / "tools"))
 import dev_extension
 
 dev_extension.sandbox_user_resources()
+import blender_util
+
+blender_util.bpy_python_path()  # the PyPI bpy keeps oslquery (Cycles' OSL compiler) off sys.path; Blender has it
 EXTENSION_ID = dev_extension.EXTENSION_ID
 EXTENSION_MODULE = dev_extension.EXTENSION_MODULE
 

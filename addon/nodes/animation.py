@@ -48,3 +48,19 @@ def add_keys(points, frames, values, interpolation: str) -> None:
 _KEY_PROPERTIES = bpy.types.Keyframe.bl_rna.properties
 _INTERPOLATION_VALUES = {e.identifier: e.value for e in _KEY_PROPERTIES["interpolation"].enum_items}
 _AUTO_CLAMPED = _KEY_PROPERTIES["handle_left_type"].enum_items["AUTO_CLAMPED"].value
+
+
+def existing_fcurves(tree_id) -> list:
+    """The F-curves of an ID's action, or [] (nothing is created: a read for the handlers)."""
+    adt = tree_id.animation_data
+    action = adt.action if adt is not None else None
+    if action is None:
+        return []
+    if hasattr(action, "fcurves") and not hasattr(action, "slots"):
+        return list(action.fcurves)
+    from bpy_extras import anim_utils
+
+    if adt.action_slot is None:
+        return []
+    channelbag = anim_utils.action_get_channelbag_for_slot(action, adt.action_slot)
+    return list(channelbag.fcurves) if channelbag is not None else []

@@ -37,18 +37,25 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ..engine import ImfitError, model
-from . import loop
-from .animation import KEYED_PATH, fcurves_of
+from ..engine import ImfitError, export, model, resynth
+from . import baked, instances, loop, osl_path, paths
+from .animation import KEYED_PATH, existing_fcurves
 from .builder import Builder
 
 GROUP_PREFIX = "ImFit "
 CHUNK = 64  # wavelets per sub-group: build time grows with the square of a tree's node count
-BACKENDS = ("CYCLES", "EEVEE")  # what callers ask for; EEVEE may run as "EEVEE_LOOP"
+BACKENDS = ("CYCLES", "EEVEE")  # the atom bodies; a path (nodes.paths) says how the top group sums them
 # The unlinked Vector input's value: no real coordinate is this far out, so the group can tell
 # "unlinked" from "linked" and use the UV map then (shader groups have no implicit UV input).
 UNLINKED_VECTOR = -1.0e20
 _MAX_NAME_BYTES = 63  # ID names in Blender 4.2 (5.0 allows more; the shorter rule fits both)
+# custom properties of the top group
+# the wavelets group's name (it holds the chunks, and with them values and keys).  A name, not an ID pointer:
+# Blender 4.2 miscounts the users of IDs that a localized node tree's custom properties point to
+WAVELETS_KEY = "imfit_wavelets"
+OVERRIDE_KEY = "imfit_override"  # the path chosen in the panel (paths.OVERRIDE_ITEMS), "AUTO" by default
+DATA_KEY = "imfit_data_key"  # fingerprint of what the path's data was last built from
+GRID_KEY = "imfit_grid"  # tiles per image height of the culled paths (1: not culled)
 
 
 @dataclass(frozen=True)
@@ -286,7 +293,7 @@ def _rotate(b, vector, theta, centre):
     return rot.outputs[0]
 
 
-_ATOM_BODIES = {"CYCLES": _wavelet_cycles, "EEVEE": _wavelet_eevee, "EEVEE_LOOP": _wavelet_cycles}
+_ATOM_BODIES = {"CYCLES": _wavelet_cycles, "EEVEE": _wavelet_eevee}
 
 
 def _fill_atom(atom, aspect, backend):
@@ -300,7 +307,7 @@ def _fill_atom(atom, aspect, backend):
 
 
 # ----------------------------------------------------------------------------------------
-# Chunks and the top group
+# Chunks, the wavelets group and the top group
 
 
 def _chunk_interface(tree):
@@ -356,6 +363,25 @@ def _build_chunks(tree_name, atom, count):
     return chunks
 
 
+def _fill_wavelets(wavelets, chunks):
+    """The wavelets group: every chunk chained by the running sum (the node path's whole field).  It holds
+    the chunks (their sockets hold the values and keys) whichever path the top group runs."""
+    _set_interface(wavelets, list(_PASSED_DOWN), [("Sum", "VECTOR", "Signed sum of every wavelet")])
+    wavelets.nodes.clear()
+    b = Builder(wavelets)
+    gi, go = b.io()
+    running = None
+    for chunk in chunks:
+        node = b.group(chunk)
+        for spec in _PASSED_DOWN:
+            b.links.new(gi.outputs[_spec_name(spec)], node.inputs[_spec_name(spec)])
+        if running is not None:
+            b.links.new(running, node.inputs["Sum"])
+        running = node.outputs["Sum"]
+    b.links.new(running, go.inputs["Sum"])
+    wavelets.use_fake_user = True  # only the top group's custom property points at it
+
+
 def _top_interface(tree):
     _set_interface(
         tree,
@@ -380,11 +406,8 @@ def _srgb_to_linear(b, value):
     return b.mix("FLOAT", b.math("GREATER_THAN", value, 0.04045), low, high)
 
 
-def _fill_top(tree, chunks, aspect, backend):
-    tree.nodes.clear()
-    b = Builder(tree)
-    gi, go = b.io()
-    g = gi.outputs
+def _coordinates(b, g, aspect):
+    """(UV in 0..1, the point in image heights, a zero vector derived from it) for the Vector input."""
     # Vector, or the UV map when the input holds the "unlinked" value
     uv = b.node("ShaderNodeTexCoord").outputs["UV"]
     unlinked = b.math(
@@ -398,29 +421,10 @@ def _fill_top(tree, chunks, aspect, backend):
         b.vmath("SCALE", uv, scale=unlinked),
     )
     point = b.vmath("MULTIPLY", chosen, (float(aspect), 1.0, 0.0))
-    zero = b.vmath("SCALE", point, scale=0.0)
-    sources = {
-        "Vector": point,
-        "Zero": zero,
-        "Envelope Base": b.math("ADD", b.vmath("DOT_PRODUCT", zero, zero, output="Value"), math.exp(-1.0)),
-        **{spec.name: g[spec.name] for spec in ATOM_GLOBALS},
-    }
-    running = None
-    for chunk in chunks:
-        node = b.group(chunk)
-        for name, source in sources.items():
-            b.links.new(source, node.inputs[name])
-        if running is not None:
-            b.links.new(running, node.inputs["Sum"])
-        running = node.outputs["Sum"]
-    if backend == "EEVEE_LOOP":
-        # the chunks stay (their sockets hold the values and keys) but the loop does the sum
-        count = _chunk_count(chunks)
-        running = loop.loop_sum(
-            b, sources, loop.data_image(tree, count), count, aspect, _wavelet_cycles, WAVELET_SOCKETS
-        )
-    gain, bias = g["Amplitude Multiplier"], g["Offset"]
-    signed = b.vmath("MULTIPLY_ADD", running, b.combine(gain, gain, gain), b.combine(bias, bias, bias))
+    return chosen, point, b.vmath("SCALE", point, scale=0.0)
+
+
+def _output(b, go, signed):
     b.links.new(signed, go.inputs["Signed"])
     # clamp(sum, -1, 1) * .5 + .5 is the stored (sRGB-encoded) image; Color is its linear value
     split = b.node("ShaderNodeSeparateXYZ")
@@ -432,41 +436,35 @@ def _fill_top(tree, chunks, aspect, backend):
     b.links.new(color.outputs[0], go.inputs["Color"])
 
 
-def _chunk_count(chunks) -> int:
-    return sum(len(_atom_nodes(chunk)) for chunk in chunks)
-
-
-def data_texture(tree):
-    """The loop's data texture (an Image), or None when the group does not run the loop."""
-    return next((n.image for n in tree.nodes if n.bl_idname == "ShaderNodeTexImage"), None)
-
-
-def sync_data_texture(tree, frame: float | None = None):
-    """Copy the wavelet sockets' values (their animated values at ``frame`` when given) into the
-    loop's data texture.  Does nothing unless the group runs the EEVEE loop."""
-    image = data_texture(tree)
-    if image is not None:
-        loop.write_texels(image, read_wavelet_values(tree) if frame is None else animated_values(tree, frame))
-
-
-def sync_all_data_textures(frame: float):
-    """Refresh every ImFit group that runs the loop, with its values at ``frame``."""
-    for tree in bpy.data.node_groups:
-        if tree.get("imfit_backend") == "EEVEE_LOOP":
-            sync_data_texture(tree, frame)
-
-
-def on_frame_change(scene, *_):
-    """A ``frame_change_post`` handler: the loop's texture follows the wavelets' keyframes."""
-    sync_all_data_textures(scene.frame_current)
-
-
-def on_depsgraph_update(scene, depsgraph):
-    """For a ``depsgraph_update_post`` handler: after an edit to any node tree (a wavelet socket
-    changed in the UI, say) the loop's texture takes the new values.  Its own image update
-    does not retrigger it."""
-    if any(isinstance(update.id, bpy.types.ShaderNodeTree) for update in depsgraph.updates):
-        sync_all_data_textures(scene.frame_current)
+def _fill_top(tree, wavelets, aspect, path, data, scene):
+    """The top group for ``path``: the same sockets, the field summed the path's way."""
+    tree.nodes.clear()
+    b = Builder(tree)
+    gi, go = b.io()
+    g = gi.outputs
+    chosen, point, zero = _coordinates(b, g, aspect)
+    if path == "BAKED":  # the controls are in the image; its stored values are the clamped sum's
+        stored = baked.sample(b, chosen, data.image)
+        _output(b, go, b.vmath("MULTIPLY_ADD", stored, (2.0, 2.0, 2.0), (-1.0, -1.0, -1.0)))
+        return
+    sources = {
+        "Vector": point,
+        "Zero": zero,
+        "Envelope Base": b.math("ADD", b.vmath("DOT_PRODUCT", zero, zero, output="Value"), math.exp(-1.0)),
+        **{spec.name: g[spec.name] for spec in ATOM_GLOBALS},
+    }
+    if path == "NODES":
+        node = b.group(wavelets)
+        for name, source in sources.items():
+            b.links.new(source, node.inputs[name])
+        running = node.outputs["Sum"]
+    elif path == "LOOP":
+        running = loop.tiled_sum(b, sources, tree, data.lists, aspect, _wavelet_cycles, WAVELET_SOCKETS)
+    else:  # OSL
+        osl_path.write_source(tree, data.source)
+        running = osl_path.script_sum(b, chosen, g, tree, scene)
+    gain, bias = g["Amplitude Multiplier"], g["Offset"]
+    _output(b, go, b.vmath("MULTIPLY_ADD", running, b.combine(gain, gain, gain), b.combine(bias, bias, bias)))
 
 
 def _local_node_name(offset: int) -> str:
@@ -495,11 +493,25 @@ def _check_params(params, aspect) -> np.ndarray:
     return p
 
 
+def _wavelets_group(tree):
+    name = tree.get(WAVELETS_KEY)
+    holder = bpy.data.node_groups.get(name) if isinstance(name, str) else None
+    return holder if holder is not None and holder.bl_idname == "ShaderNodeTree" else None
+
+
 def _owned_trees(tree):
-    """The chunk and atom groups that this top group built (found by reference, not name)."""
-    chunks = [n.node_tree for n in tree.nodes if n.bl_idname == "ShaderNodeGroup" and n.node_tree]
+    """The chunk and atom groups that this top group built (found by reference, not name).  The chunks
+    live in the wavelets group; a group built before it existed holds them itself."""
+    holder = _wavelets_group(tree) or tree
+    chunks = [n.node_tree for n in holder.nodes if n.bl_idname == "ShaderNodeGroup" and n.node_tree]
+    chunks = [c for c in chunks if c.name.startswith(".") and " chunk " in c.name] if holder is tree else chunks
     atoms = {n.node_tree for c in chunks for n in c.nodes if n.bl_idname == "ShaderNodeGroup" and n.node_tree}
     return chunks, atoms
+
+
+def chunk_groups(tree) -> list:
+    """The chunk groups of a top group, in wavelet order (their sockets and F-curves hold the values)."""
+    return _owned_trees(tree)[0]
 
 
 def _atom_of(tree):
@@ -509,12 +521,36 @@ def _atom_of(tree):
     return atoms.pop()
 
 
-def build_wavelet_group(name: str, params, aspect: float, backend: str = "CYCLES"):
+def _ensure_wavelets_group(tree):
+    """The wavelets group, made from the chunks in the top group for a group built before it existed."""
+    holder = _wavelets_group(tree)
+    if holder is None:
+        chunks, _ = _owned_trees(tree)
+        holder = bpy.data.node_groups.new(f".{tree.name} wavelets", "ShaderNodeTree")
+        _fill_wavelets(holder, chunks)
+        tree[WAVELETS_KEY] = holder.name
+    return holder
+
+
+def build_wavelet_group(
+    name: str,
+    params,
+    aspect: float,
+    backend: str = "CYCLES",
+    *,
+    size=None,
+    path: str | None = None,
+    engine: str | None = None,
+    scene=None,
+):
     """Build (or rebuild in place) the node group ``ImFit <name>`` for canonical ``params``.
 
-    An existing group of that name keeps its identity and interface, so materials that use it
-    stay linked; its sub-groups are replaced (their keyframes go with them).
-    Returns the top group (a ``ShaderNodeTree``).
+    ``backend`` ('CYCLES' or 'EEVEE') is the render engine the group starts with (``engine``, a render
+    engine's name, wins when given); the path for it is picked by ``paths.choose`` (``path`` forces one:
+    an OVERRIDE_ITEMS key, kept by the group).  ``size`` is the fit's source (width, height), what bakes
+    default to.  An existing group of that name keeps its
+    identity and interface, so materials that use it stay linked; its sub-groups are replaced (their
+    keyframes go with them).  Returns the top group (a ``ShaderNodeTree``).
     """
     if backend not in BACKENDS:
         raise ImfitError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -526,23 +562,30 @@ def build_wavelet_group(name: str, params, aspect: float, backend: str = "CYCLES
     if tree is None:
         tree = bpy.data.node_groups.new(tree_name, "ShaderNodeTree")
     old_chunks, old_atoms = _owned_trees(tree)
+    holder = _wavelets_group(tree) or bpy.data.node_groups.new(f".{tree_name} wavelets", "ShaderNodeTree")
     tree.nodes.clear()
+    holder.nodes.clear()
     for old in [*old_chunks, *old_atoms]:
         if old.users == 0:
             bpy.data.node_groups.remove(old)
 
-    backend = _resolve_backend(backend, len(p))
     atom = bpy.data.node_groups.new(f".{tree_name} atom", "ShaderNodeTree")
     _atom_interface(atom)
-    _fill_atom(atom, aspect, backend)
+    _fill_atom(atom, aspect, "CYCLES")
     chunks = _build_chunks(tree_name, atom, len(p))
-    update_wavelet_values(tree, p, chunks)
+    _fill_wavelets(holder, chunks)
+    tree[WAVELETS_KEY] = holder.name
+    _write_sockets(tree, p, chunks)
     _top_interface(tree)
-    _fill_top(tree, chunks, aspect, backend)
     tree["imfit_count"] = len(p)
     tree["imfit_aspect"] = float(aspect)
-    tree["imfit_backend"] = backend
-    sync_data_texture(tree)
+    if size is not None:
+        tree["imfit_size"] = [int(size[0]), int(size[1])]
+    if path is not None:
+        tree[OVERRIDE_KEY] = path
+    for key in ("imfit_path", "imfit_backend", DATA_KEY, GRID_KEY):
+        tree.pop(key, None)
+    set_engine(tree, engine or ENGINE_OF[backend], scene)
     return tree
 
 
@@ -587,12 +630,7 @@ def checked_pairs(tree, params, chunks=None):
     return pairs, p
 
 
-def update_wavelet_values(tree, params, chunks=None):
-    """Write ``params`` (N, 12 canonical) into the wavelet sockets of a group built for N.
-
-    One ``foreach_set`` per wavelet: setting sockets one by one runs Blender's node-tree update
-    each time (~0.2 ms, seconds for a big field).  Linked inputs get zeros, which nothing reads.
-    """
+def _write_sockets(tree, params, chunks=None):
     pairs, p = checked_pairs(tree, params, chunks)
     layout = input_layout(pairs[0][1])
     rows = np.zeros((len(p), sum(size for _, _, size in layout.values())), np.float32)
@@ -604,7 +642,17 @@ def update_wavelet_values(tree, params, chunks=None):
     for chunk in {chunk for chunk, _ in pairs}:
         chunk.update_tag()  # foreach_set skips the update that tells renderers
     tree.update_tag()
-    sync_data_texture(tree)
+
+
+def update_wavelet_values(tree, params, chunks=None):
+    """Write ``params`` (N, 12 canonical) into the wavelet sockets of a group built for N.
+
+    One ``foreach_set`` per wavelet: setting sockets one by one runs Blender's node-tree update
+    each time (~0.2 ms, seconds for a big field).  Linked inputs get zeros, which nothing reads.
+    The data paths (loop textures, OSL script, bake) follow.
+    """
+    _write_sockets(tree, params, chunks)
+    refresh(tree)
 
 
 def read_wavelet_values(tree) -> np.ndarray:
@@ -629,9 +677,7 @@ def animated_values(tree, frame: float) -> np.ndarray:
     layout = input_layout(_atom_nodes(chunks[0])[0])
     columns = {index: spec.columns for spec in WAVELET_SOCKETS for index in (layout[spec.name][0],)}
     for number, chunk in enumerate(chunks):
-        if not (chunk.animation_data and chunk.animation_data.action):
-            continue
-        for fc in fcurves_of(chunk):
+        for fc in existing_fcurves(chunk):
             match = KEYED_PATH.fullmatch(fc.data_path)
             if match and int(match[2]) in columns:
                 row = number * CHUNK + int(match[1][1:])
@@ -639,76 +685,269 @@ def animated_values(tree, frame: float) -> np.ndarray:
     return p
 
 
+def is_animated(tree) -> bool:
+    chunks, _ = _owned_trees(tree)
+    return any(existing_fcurves(chunk) for chunk in chunks)
+
+
 # ----------------------------------------------------------------------------------------
-# Engines
+# Paths: which way the top group sums the field (nodes.paths), and the data each path reads
 
 
 def backend_for_engine(engine_name: str) -> str:
     """The body a render engine needs: 'EEVEE' for EEVEE (4.2's EEVEE Next included), 'CYCLES'
     for Cycles and anything else (Workbench ignores materials' node maths)."""
-    return "EEVEE" if engine_name.startswith("BLENDER_EEVEE") else "CYCLES"
+    return "EEVEE" if paths.engine_kind(engine_name) == "EEVEE" else "CYCLES"
 
 
-# Measured (tests/blender/test_node_tree.py, bench/nodes_bench.py): Cycles' SVM was checked up to 4096
-# on 5.0.1 and 4.2.23.  The unrolled EEVEE body takes 160 bytes of the 64 KiB of uniforms per
-# wavelet on 5.0 (which pre-computes the parameter-only maths) and 364 on 4.2.
-CYCLES_CHECKED = 4096
+ENGINE_OF = {"CYCLES": "CYCLES", "EEVEE": "BLENDER_EEVEE"}
+CYCLES_CHECKED = paths.CYCLES_CHECKED
+EEVEE_UNROLLED_MAX = paths.unrolled_max("EEVEE", bpy.app.version)
+MAX_LIST_ENTRIES = 1_000_000  # per-tile list entries a culled path holds (48 MB of loop texture)
 
 
-EEVEE_UNROLLED_MAX = 384 if bpy.app.version >= (5, 0, 0) else 160
+@dataclass
+class PathData:
+    key: str
+    values: np.ndarray | None = None
+    lists: object = None
+    source: str = ""
+    image: object = None
 
 
-def _resolve_backend(backend: str, count: int) -> str:
-    """'EEVEE' past the unrolled limit becomes the data-texture loop where Blender has one."""
-    if backend not in BACKENDS:
-        raise ImfitError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "EEVEE" and count > EEVEE_UNROLLED_MAX and loop.loop_supported():
-        return "EEVEE_LOOP"
-    return backend
+def get_path(tree) -> str:
+    """'NODES', 'LOOP', 'OSL' or 'BAKED' (``nodes.paths``)."""
+    _atom_of(tree)  # a clear error for a group that is not ours
+    return tree.get("imfit_path", "NODES")
 
 
 def get_backend(tree) -> str:
-    """'CYCLES', 'EEVEE' (unrolled) or 'EEVEE_LOOP' (data texture; its values need
-    ``sync_data_texture`` after edits and on frame changes)."""
-    _atom_of(tree)  # a clear error for a group that is not ours
-    return tree.get("imfit_backend", "CYCLES")
+    """'CYCLES' or 'EEVEE' (the node path with that body), 'EEVEE_LOOP', 'OSL' or 'BAKED'."""
+    path = get_path(tree)
+    if path == "NODES":
+        return tree.get("imfit_backend", "CYCLES")
+    return "EEVEE_LOOP" if path == "LOOP" else path
+
+
+def path_note(tree) -> str:
+    """The panel's sentence: which path the group runs and why, with its culling or bake state."""
+    return " ".join(t for t in (tree.get("imfit_note", ""), tree.get("imfit_detail", "")) if t)
+
+
+def set_engine(tree, engine: str, scene=None, force: bool = False) -> bool:
+    """Switch the group to the path ``engine`` needs here (``paths.choose``, the group's override kept);
+    sockets, values and keyframes stay.  Returns True when the top group changed (EEVEE recompiles)."""
+    scene = scene if scene is not None else bpy.context.scene
+    choice = paths.choose(
+        engine,
+        int(tree.get("imfit_count", 0)),
+        bpy.app.version,
+        override=tree.get(OVERRIDE_KEY, "AUTO"),
+        osl_available=osl_path.osl_available(scene),
+    )
+    tree["imfit_engine"] = engine
+    try:
+        return _apply(tree, choice, scene, force)
+    except ImfitError as e:
+        if choice.path != "OSL":
+            raise
+        # the script did not compile (osl_available is False from now on): the next best path, and why
+        fallback = paths.choose(engine, int(tree["imfit_count"]), bpy.app.version, osl_available=False)
+        changed = _apply(tree, fallback, scene, True)
+        tree["imfit_note"] = f"{fallback.note} (OSL failed here: {e})"
+        return changed
 
 
 def set_backend(tree, backend: str) -> bool:
-    """Switch the group to ``backend`` ('CYCLES' or 'EEVEE'); sockets, values and keyframes
-    stay.  Returns True when something changed (EEVEE then recompiles the material)."""
-    actual = _resolve_backend(backend, int(tree.get("imfit_count", 0)))
-    if get_backend(tree) == actual:
-        return False
+    """Switch the group to what ``backend`` ('CYCLES' or 'EEVEE') needs (``set_engine``)."""
+    if backend not in BACKENDS:
+        raise ImfitError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return set_engine(tree, ENGINE_OF[backend])
+
+
+def set_override(tree, override: str, scene=None) -> bool:
+    """Choose the path in the panel (``paths.OVERRIDE_ITEMS``; 'AUTO' lets the add-on choose)."""
+    valid = [item[0] for item in paths.OVERRIDE_ITEMS]
+    if override not in valid:
+        raise ImfitError(f"path must be one of {valid}, got {override!r}")
+    tree[OVERRIDE_KEY] = override
+    return set_engine(tree, tree.get("imfit_engine", "CYCLES"), scene)
+
+
+def set_culling(tree, enabled: bool, scene=None) -> None:
+    """Cull (per-tile lists, the default) or not (one list of every wavelet: the reference for tests)."""
+    if enabled:
+        tree.pop(GRID_KEY, None)
+    else:
+        tree[GRID_KEY] = 1
+    tree.pop(DATA_KEY, None)
+    set_engine(tree, tree.get("imfit_engine", "CYCLES"), scene, force=True)
+
+
+def _apply(tree, choice, scene, force: bool) -> bool:
     atom = _atom_of(tree)
-    aspect = atom["imfit_aspect"]
-    if (actual == "EEVEE_LOOP") != (get_backend(tree) == "EEVEE_LOOP"):
-        chunks, _ = _owned_trees(tree)
-        _fill_top(tree, chunks, aspect, actual)
-    _fill_atom(atom, aspect, actual)
-    tree["imfit_backend"] = actual
-    sync_data_texture(tree)
+    aspect = float(atom["imfit_aspect"])
+    holder = _ensure_wavelets_group(tree)
+    tree["imfit_note"] = choice.note
+    current = (tree.get("imfit_path"), tree.get("imfit_backend"))
+    if not force and current == (choice.path, choice.body) and len(tree.nodes):
+        refresh(tree, scene)
+        return False
+    if atom.get("imfit_backend") != choice.body:
+        _fill_atom(atom, aspect, choice.body)
+    tree["imfit_path"], tree["imfit_backend"] = choice.path, choice.body
+    tree.pop(DATA_KEY, None)
+    data = _path_data(tree, scene, None, force=True)
+    _fill_top(tree, holder, aspect, choice.path, data, scene)
+    _use_data(tree, data, scene)
+    if choice.path != "OSL" and not any(g.get("imfit_path") == "OSL" for g in stored_groups()):
+        osl_path.release_osl(scene)
     return True
 
 
+def stored_groups():
+    """Every top-level ImFit group in the file."""
+    return [g for g in bpy.data.node_groups if g.get("imfit_path") is not None and g.get(WAVELETS_KEY) is not None]
+
+
+def _binning_key(tree, values, scene):
+    """(Scale, rotation or None, cull, key) the culled paths' lists are built for."""
+    scale, rotation, cull = instances.binning(tree, scene)
+    marker = resynth.Controls(scale=scale, rotation_offset=rotation if rotation is not None else 1e9)
+    return scale, rotation, cull, resynth.field_key(values, marker) + f"/{tree.get(GRID_KEY)}/{cull}"
+
+
+def _lists(tree, values, scale, rotation, cull):
+    """Per-tile lists for the culled paths, binned for the controls' largest Scale."""
+    binned = resynth.controlled(values, resynth.Controls(scale=scale, rotation_offset=rotation or 0.0))
+    grid = tree.get(GRID_KEY) if cull else 1
+    lists = resynth.tile_lists(
+        binned, float(tree["imfit_aspect"]), grid, rotation_known=rotation is not None, max_pairs=MAX_LIST_ENTRIES
+    )
+    if grid is None:
+        tree[GRID_KEY] = lists.meta["tiles_per_height"]
+    return lists
+
+
+def _path_data(tree, scene, frame, force: bool = False) -> PathData | None:
+    """What the group's path reads at ``frame`` (default: the scene's), or None when nothing changed."""
+    path = tree.get("imfit_path", "NODES")
+    if path == "NODES":
+        return PathData("")
+    frame = frame if frame is not None else (scene.frame_current if scene is not None else 1)
+    values = animated_values(tree, frame)
+    if path == "BAKED":
+        controls, why = instances.bake_controls(tree, frame)
+        key = resynth.field_key(values, controls)
+        if not force and tree.get(DATA_KEY) == key and tree.nodes.get(baked.NODE) is not None:
+            return None
+        image = baked.image_for(tree, key, frame)
+        detail = why
+        user_bake = bpy.data.images.get(baked.bake_name(tree))
+        if image is None and user_bake is not None and tree.get(OVERRIDE_KEY, "AUTO") == "BAKED":
+            # the user's bake stays what they chose to see, even when the values moved on since
+            image = user_bake
+            detail = "the baked image is out of date (values or controls changed since): Bake again"
+        elif image is None:
+            image = baked.render_auto(tree, values, controls, key)  # what the path needs, made here
+        tree["imfit_detail"] = _bake_detail(image, detail)
+        return PathData(key, values, image=image)
+    scale, rotation, cull, key = _binning_key(tree, values, scene)
+    if not force and tree.get(DATA_KEY) == key:
+        return None
+    lists = _lists(tree, values, scale, rotation, cull)
+    if lists.meta.get("culled"):
+        tree["imfit_detail"] = f"({lists.mean_count():.0f} of {len(values)} wavelets per point on average)"
+    else:
+        tree["imfit_detail"] = "(not culled: every point evaluates all wavelets)"
+    data = PathData(key, values, lists)
+    if path == "OSL":
+        data.source = export.osl_tiles_source(_field(tree, values), lists)
+    return data
+
+
+def _field(tree, values):
+    """A WaveletSet of ``values`` with exactly the group's aspect."""
+    width, height = baked.source_size(tree)
+    aspect = float(tree["imfit_aspect"])
+    if abs(width / height - aspect) > 1e-9:
+        width, height = max(1, round(aspect * (1 << 20))), 1 << 20
+    return model.WaveletSet(np.asarray(values, np.float32), width, height)
+
+
+def _bake_detail(image, detail: str) -> str:
+    if image is None:
+        return detail
+    kind = f"{image.size[0]}x{image.size[1]}"
+    if image.name.endswith(" auto"):
+        kind += ", rendered by the add-on (Bake for another size or an animation)"
+    elif image.source == "SEQUENCE":
+        first, last = image.get("imfit_frames", (0, 0))
+        kind += f", frames {first}-{last}"
+    return f"({kind}){'; ' + detail if detail else ''}"
+
+
+def _use_data(tree, data: PathData, scene) -> None:
+    path = tree.get("imfit_path")
+    if data is None or path == "NODES":
+        return
+    if path == "LOOP":
+        loop.write(tree, data.values, data.lists)
+    elif path == "OSL":
+        if osl_path.write_source(tree, data.source):
+            osl_path.compile_script(tree, scene)
+    elif path == "BAKED":
+        node = tree.nodes.get(baked.NODE)
+        if node is not None:
+            baked.show(node, data.image)
+    tree[DATA_KEY] = data.key
+
+
+def refresh(tree, scene=None, frame: float | None = None, force: bool = False) -> bool:
+    """Bring the path's data (loop textures, OSL script, baked image) to the values at ``frame`` (default:
+    the scene's); nothing is done when they are unchanged.  Returns True when something was rewritten."""
+    if tree.get("imfit_path", "NODES") == "NODES":
+        return False
+    scene = scene if scene is not None else bpy.context.scene
+    data = _path_data(tree, scene, frame, force)
+    if data is None:
+        return False
+    _use_data(tree, data, scene)
+    return True
+
+
+def data_texture(tree):
+    """The loop's list texture (an Image), or None when the group does not run the loop."""
+    if tree.get("imfit_path") != "LOOP":
+        return None
+    return bpy.data.images.get(loop.image_names(tree)[1])
+
+
+def sync_data_texture(tree, frame: float | None = None):
+    """The path's data at ``frame`` (``refresh``), rewritten even if it looks unchanged."""
+    refresh(tree, frame=frame, force=True)
+
+
+def refresh_all(scene, frame: float | None = None) -> int:
+    """Refresh every ImFit group whose path reads data; returns how many changed."""
+    return sum(refresh(tree, scene, frame) for tree in stored_groups() if tree.library is None)
+
+
+def on_frame_change(scene, *_):
+    """A ``frame_change_post`` handler: every path follows the wavelets' and controls' keyframes."""
+    refresh_all(scene, scene.frame_current)
+
+
+def on_depsgraph_update(scene, depsgraph):
+    """For a ``depsgraph_update_post`` handler: after an edit to a node tree or material (a wavelet socket
+    or a control changed in the UI, say) the paths take the new values.  Their own updates do not loop:
+    unchanged data is not rewritten."""
+    if any(isinstance(u.id, (bpy.types.ShaderNodeTree, bpy.types.Material)) for u in depsgraph.updates):
+        refresh_all(scene, scene.frame_current)
+
+
 def limits_note(n: int, engine: str) -> str | None:
-    """A sentence for the panel when ``n`` wavelets need another path or are past what was
-    checked for ``engine``; None when nothing needs saying."""
-    limit = EEVEE_UNROLLED_MAX
-    if backend_for_engine(engine) == "EEVEE" and n > limit:
-        if loop.loop_supported():
-            return (
-                f"EEVEE: {n} wavelets exceed one material's constants ({limit}); "
-                "reading them from a data texture in a loop instead"
-            )
-        return (
-            f"EEVEE holds about {limit} wavelets in one material on this Blender; "
-            f"this fit has {n} and may render magenta: render with Cycles, or use Blender 5.0+"
-        )
-    if backend_for_engine(engine) == "CYCLES" and n > CYCLES_CHECKED:
-        return f"Cycles was checked up to {CYCLES_CHECKED} wavelets; {n} may be slow to prepare"
-    return None
-
-
-# ----------------------------------------------------------------------------------------
-# Preview plane
+    """The panel's sentence on how ``n`` wavelets would render with ``engine``, or None for the plain
+    node group (nothing needs saying)."""
+    choice = paths.choose(engine, n, bpy.app.version, osl_available=osl_path.osl_available(bpy.context.scene))
+    return None if choice.path == "NODES" else choice.note

@@ -1,7 +1,8 @@
-"""The OSL material: one Script node looping over the fit inlined as arrays (Cycles on the CPU or OptiX).
+"""The OSL material: one Script node walking per-tile lists of the fit inlined as arrays (Cycles on the CPU or
+OptiX), ``shaders/gabor_tiles.osl``.
 
-The node group is the everyday path; past a few thousand wavelets Cycles spends long preparing it
-(ARCHITECTURE.md, "Blender limits"), while one OSL Script node loops over an inlined array.
+A standalone material for the preview plane; the node group runs the same script itself on its OSL path
+(``osl_path``), which the add-on picks for large fits in Cycles.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def osl_material(scene, image_name: str, wavelets) -> bpy.types.Material:
     name = f"ImFit {image_name} (OSL)"
     text = bpy.data.texts.get(f"{name}.osl") or bpy.data.texts.new(f"{name}.osl")
     text.clear()
-    text.write(export.osl_source(wavelets))
+    text.write(export.osl_tiles_source(wavelets))
     material = bpy.data.materials.get(name) or bpy.data.materials.new(name)
     if hasattr(material, "use_nodes") and not material.use_nodes:
         material.use_nodes = True  # Blender 4.2; always on from 5.0

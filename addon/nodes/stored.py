@@ -53,8 +53,16 @@ def find_group(image_name: str):
 
 def build_nodes(scene, image_name: str, wavelets, create_plane: bool):
     """(node group, plane or None) for a fit; an existing group is rebuilt in place."""
-    backend = node_tree.backend_for_engine(scene.render.engine)
-    group = node_tree.build_wavelet_group(image_name, wavelets.params, wavelets.aspect, backend)
+    engine = scene.render.engine
+    group = node_tree.build_wavelet_group(
+        image_name,
+        wavelets.params,
+        wavelets.aspect,
+        node_tree.backend_for_engine(engine),
+        size=(wavelets.width, wavelets.height),
+        engine=engine,
+        scene=scene,
+    )
     group[IMAGE_KEY] = image_name
     group.use_fake_user = True  # a fit without a plane must survive saving
     plane = None
@@ -65,6 +73,36 @@ def build_nodes(scene, image_name: str, wavelets, create_plane: bool):
     return group, plane
 
 
+def import_fit(scene, path: str, width: int = 0, height: int = 0, name: str = "", create_plane: bool = True):
+    """Read a fit file (canonical ``.json``, or torch-imfit ``.txt`` with the ``width`` x ``height`` of the
+    raster it was trained on) and make what Fit makes: the stored text, the node group, the plane, and the
+    panel's last result.  The image name is ``name``, else the one the file records, else the file's name.
+    Returns (image name, group, plane or None, wavelets)."""
+    import os
+
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".txt" and (width <= 0 or height <= 0):
+        raise ImfitError(
+            f"{os.path.basename(path)} is a torch-imfit .txt, which stores no image size: give the width and "
+            "height of the image it was fitted to"
+        )
+    wavelets = formats.load_params(path, width or None, height or None)
+    recorded = wavelets.meta.get("source", {}).get("name") if isinstance(wavelets.meta.get("source"), dict) else None
+    image_name = name or recorded or os.path.basename(path)
+    json_text = formats.to_json_text(wavelets)
+    store(image_name, json_text)
+    group, plane = build_nodes(scene, image_name, wavelets, create_plane)
+    settings = scene.imfit
+    metrics = wavelets.meta.get("metrics", {}) if isinstance(wavelets.meta.get("metrics"), dict) else {}
+    settings.result_image = image_name
+    settings.result_psnr = float(metrics.get("psnr") or 0.0)
+    settings.result_seconds = float(metrics.get("seconds") or 0.0)
+    settings.result_wavelets, settings.result_stopped, settings.result_frames = len(wavelets), False, 0
+    if settings.image is None and bpy.data.images.get(image_name) is not None:
+        settings.image = bpy.data.images[image_name]
+    return image_name, group, plane, wavelets
+
+
 def wavelet_groups():
     """Every top-level ImFit wavelet group in the file."""
-    return [g for g in bpy.data.node_groups if g.get(IMAGE_KEY) is not None and "imfit_backend" in g]
+    return [g for g in bpy.data.node_groups if g.get(IMAGE_KEY) is not None and "imfit_count" in g]

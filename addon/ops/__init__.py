@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from . import engine, expand, fit, polling, shader, stored, style
+from . import bake, engine, expand, fit, polling, shader, stored, style
 
-classes = (*engine.classes, *fit.classes, *stored.classes, *shader.classes, *style.classes, *expand.classes)
+classes = (
+    *engine.classes,
+    *fit.classes,
+    *stored.classes,
+    *shader.classes,
+    *style.classes,
+    *expand.classes,
+    *bake.classes,
+)
 
 
 def unregister_hooks() -> None:

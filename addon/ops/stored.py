@@ -1,8 +1,8 @@
 """Operators on the fit stored in the .blend: rebuild its node group, export it as JSON or .txt."""
 
 import bpy
-from bpy.props import StringProperty
-from bpy_extras.io_utils import ExportHelper
+from bpy.props import BoolProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..engine import ImfitError, atomic, formats
 from ..jobs.inputs import source_image
@@ -76,4 +76,50 @@ class IMFIT_OT_export_txt(ExportOperator, bpy.types.Operator):
         return f"ImFit: saved {len(wavelets)} wavelets to {self.filepath} (torch-imfit format)"
 
 
-classes = (IMFIT_OT_rebuild, IMFIT_OT_export_json, IMFIT_OT_export_txt)
+class IMFIT_OT_import_fit(bpy.types.Operator, ImportHelper):
+    bl_idname = "imfit.import_fit"
+    bl_label = "Import Gabor Fit"
+    bl_description = (
+        "Bring in a fit made with `imfit fit` (.json) or torch-imfit (.txt): its stored fit, node group and "
+        "plane, as after Fit"
+    )
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".json"
+    filter_glob: StringProperty(default="*.json;*.txt", options={"HIDDEN"})
+    width: IntProperty(
+        name="Width",
+        min=0,
+        max=65536,
+        subtype="PIXEL",
+        description="torch-imfit .txt only: width of the image the fit was trained on (a .txt stores no size)",
+    )
+    height: IntProperty(
+        name="Height",
+        min=0,
+        max=65536,
+        subtype="PIXEL",
+        description="torch-imfit .txt only: height of the image the fit was trained on",
+    )
+    name: StringProperty(
+        name="Name",
+        description="Name the fit is kept under, as an image's would be (default: the one the file records, "
+        "else the file's name)",
+    )
+    create_plane: BoolProperty(
+        name="Create Plane", default=True, description="Add a plane with a material that renders the fit"
+    )
+
+    def execute(self, context):
+        try:
+            image_name, group, _, wavelets = stored.import_fit(
+                context.scene, self.filepath, self.width, self.height, self.name, self.create_plane
+            )
+        except ImfitError as e:
+            self.report({"ERROR"}, f"ImFit: {e}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"ImFit: imported {len(wavelets)} wavelets as {group.name} ({image_name})")
+        return {"FINISHED"}
+
+
+classes = (IMFIT_OT_rebuild, IMFIT_OT_export_json, IMFIT_OT_export_txt, IMFIT_OT_import_fit)

@@ -1,4 +1,4 @@
-"""Menus and the status bar: Image > Gabor ImFit, Node > Gabor ImFit, File > Export, and the fit's progress
+"""Menus and the status bar: Image > Gabor ImFit, Node > Gabor ImFit, File > Import / Export, and the fit's progress
 in the status bar.  F3 searches the current editor's menus and the top bar's, so every operator is here."""
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ class IMFIT_MT_menu(bpy.types.Menu):
         layout.operator("imfit.cancel", icon="CANCEL")
         layout.separator()
         layout.operator("imfit.rebuild")
+        layout.operator("imfit.import_fit", icon="IMPORT")
+        layout.operator("imfit.bake", icon="RENDER_STILL")
+        layout.operator("imfit.use_baked")
+        layout.operator_menu_enum("imfit.set_path", "path")
         layout.operator("imfit.build_osl")
         layout.operator("imfit.export_json")
         layout.operator("imfit.export_txt")
@@ -43,6 +47,10 @@ def draw_export_menu(self, context):
     self.layout.operator_menu_enum("imfit.export_shader", "kind", text="Gabor ImFit Shader")
 
 
+def draw_import_menu(self, context):
+    self.layout.operator("imfit.import_fit", text="Gabor ImFit (.json, .txt)")
+
+
 def draw_status_bar(self, context):
     job = fit_job.active_job()
     if job is not None and job.running:
@@ -52,11 +60,12 @@ def draw_status_bar(self, context):
 
 
 # (header or menu, draw function) pairs appended on register, removed on unregister.  F3 searches
-# the current editor's menus and the top bar's: Image > Gabor ImFit, Node > Gabor ImFit, File > Export.
+# the current editor's menus and the top bar's: Image > Gabor ImFit, Node > Gabor ImFit, File > Import / Export.
 MENU_APPENDS = (
     (bpy.types.IMAGE_MT_image, draw_submenu),
     (bpy.types.NODE_MT_node, draw_submenu),
     (bpy.types.TOPBAR_MT_file_export, draw_export_menu),
+    (bpy.types.TOPBAR_MT_file_import, draw_import_menu),
     (bpy.types.STATUSBAR_HT_header, draw_status_bar),
 )
 

@@ -14,8 +14,8 @@ from ..engine import ImfitError
 from ..jobs import fit as fit_job
 from ..jobs.inputs import image_in_editor, source_image
 from ..jobs.sequence import SOURCES as SEQUENCE_SOURCES
+from ..nodes import baked, paths, stored
 from ..nodes import group as node_tree
-from ..nodes import stored
 
 PREVIEW_ICON_SCALE = 8.0
 LABEL_CHARS = 40  # outside a region (nothing to measure): a sidebar's width in characters, about
@@ -110,8 +110,8 @@ class _MainPanel(_ImfitPanel):
         ):
             col.prop(settings, name)
         note = node_tree.limits_note(settings.num_wavelets, engine)
-        if note:
-            label_lines(layout, note, "ERROR")
+        if note and stored_name is None:  # how a fit of this size will render (a fitted group says its own)
+            label_lines(layout, note, "INFO")
 
         job = fit_job.active_job()
         row = layout.row(align=True)
@@ -153,10 +153,6 @@ class _MainPanel(_ImfitPanel):
                 "CHECKMARK",
             )
         group = stored.find_group(image_name)
-        count = int(group.get("imfit_count", 0)) if group is not None else 0
-        note = node_tree.limits_note(count, engine) if count != settings.num_wavelets else None
-        if note:
-            label_lines(box, note, "ERROR")
         row = box.row(align=True)
         row.operator("imfit.rebuild", text="Rebuild", icon="NODETREE")
         row.operator("imfit.export_json", text="JSON", icon="EXPORT")
@@ -164,6 +160,31 @@ class _MainPanel(_ImfitPanel):
         row = box.row(align=True)
         row.operator_menu_enum("imfit.export_shader", "kind", text="Shader", icon="EXPORT")
         row.operator("imfit.build_osl", text="OSL Material", icon="SCRIPT")
+        if group is not None:
+            _draw_path(box, settings, group)
+
+
+def _draw_path(box, settings, group) -> None:
+    """Which path the group renders with and why; the path menu; Bake and Use Baked."""
+    path = group.get("imfit_path", "NODES")
+    icons = {"NODES": "NODETREE", "LOOP": "FILE_REFRESH", "OSL": "SCRIPT", "BAKED": "IMAGE_DATA"}
+    label_lines(box, node_tree.path_note(group), icons.get(path, "INFO"))
+    override = group.get(node_tree.OVERRIDE_KEY, "AUTO")
+    label = next(item[1] for item in paths.OVERRIDE_ITEMS if item[0] == override)
+    row = box.row(align=True)
+    row.operator_menu_enum("imfit.set_path", "path", text=f"Path: {label}", icon="SHADING_RENDERED")
+    col = box.column(align=True)
+    col.use_property_split = True
+    col.use_property_decorate = False
+    col.prop(settings, "bake_size")
+    col.prop(settings, "bake_frames")
+    col.prop(settings, "bake_folder")
+    row = box.row(align=True)
+    row.enabled = not _job_running()
+    row.operator("imfit.bake", text="Bake", icon="RENDER_STILL")
+    sub = row.row(align=True)
+    sub.enabled = bpy.data.images.get(baked.bake_name(group)) is not None
+    sub.operator("imfit.use_baked", text="Use Baked", icon="IMAGE_DATA", depress=override == "BAKED")
 
 
 class _LossPanel(_ImfitPanel):

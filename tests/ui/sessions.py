@@ -48,14 +48,41 @@ SESSIONS = {
             compile_timeout=240,
         ),
         event_simulate=False,
-        timeout=420,
+        timeout=720,
     ),
 }
 
+# the large fits the eevee session imports (EEVEE before 5.0 holds ~160 unrolled wavelets; 512 crashed 4.3.2)
+LARGE_COUNTS = (256, 4096, 16384)
 
-def run(name: str, zip_path) -> dict:
+
+def large_fits(counts=LARGE_COUNTS, image=DATA / "astronaut.png") -> list[list]:
+    """Real fits of a bundled photo with each count of wavelets (a short fit: seeded from the image's
+    structure, a few steps), saved as the engine's JSON: [[count, path], ...]."""
+    import sys
+
+    from ui_session import REPO
+
+    sys.path.insert(0, str(REPO))
+    import imfit_engine
+    from support import load_rgb
+
+    photo = load_rgb(image.name)
+    out = OUT / "large_fits"
+    out.mkdir(parents=True, exist_ok=True)
+    fits = []
+    for n in counts:
+        config = imfit_engine.FitConfig(num_wavelets=n, size=max(photo.shape[:2]), iterations=20, rescales=0)
+        result = imfit_engine.fit(photo, config=config, source_name=image.name)
+        path = out / f"astronaut_{n}.json"
+        imfit_engine.save(result.wavelets, path)
+        fits.append([n, str(path)])
+    return fits
+
+
+def run(name: str, zip_path, **extra) -> dict:
     spec = SESSIONS[name]
-    params = dict(spec["params"], zip=str(zip_path))
+    params = dict(spec["params"], zip=str(zip_path), **extra)
     if "other_blend" in params:  # a file of the session's own, opened during a fit
         params["other_blend"] = str(OUT / name / "other.blend")
     return run_session(name, params, event_simulate=spec["event_simulate"], timeout=spec["timeout"])
