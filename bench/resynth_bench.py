@@ -115,12 +115,22 @@ def bake_into(nt, group, ws, width, height, folder) -> tuple[float, float]:
     Path(job_path).write_text(json.dumps(job))
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "imfit_engine.worker", "run", job_path]
-    done = subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True)
+    # stdin stays open while the worker runs, as Blender keeps it: the worker takes its end as "stop"
+    with tempfile.TemporaryFile("w+") as err:
+        worker = subprocess.Popen(
+            cmd, env=dict(os.environ, PYTHONPATH=str(REPO)), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=err, text=True,
+        )  # fmt: skip
+        stdout = worker.stdout.read()
+        returncode = worker.wait()
+        worker.stdin.close()
+        err.seek(0)
+        stderr = err.read()
     total = time.perf_counter() - t0
-    messages = [json.loads(line[7:]) for line in done.stdout.splitlines() if line.startswith("@imfit ")]
+    messages = [json.loads(line[7:]) for line in stdout.splitlines() if line.startswith("@imfit ")]
     result = next((m for m in messages if m["type"] == "result"), None)
-    if done.returncode or result is None:
-        raise RuntimeError(f"bake failed: {done.stdout[-500:]} {done.stderr[-500:]}")
+    if returncode or result is None or result.get("stopped"):
+        raise RuntimeError(f"bake failed: {stdout[-500:]} {stderr[-500:]}")
     frame = next(m["seconds"] for m in messages if m["type"] == "frame")
     if os.path.isfile(os.path.join(folder, os.path.basename(result["files"]["still"]))):
         baked.load_bake(group, result["manifest"], result["files"], None)
