@@ -271,7 +271,7 @@ def find_weight(image_path, weight_arg) -> Path | None:
     """torch-imfit's convention: no weight; a weight file; or a folder holding <stem>-wt.png or <stem>.png."""
     if weight_arg is None:
         return None
-    weight = Path(weight_arg)
+    weight = limits.regular_file(weight_arg, "weight image")
     if weight.is_file():
         return weight
     if weight.is_dir():
