@@ -59,10 +59,16 @@ _DECODE_BYTES_PER_PIXEL = 8
 _FLOAT_BYTES_PER_PIXEL = 48
 
 
+# images up to this many pixels decode whole (their float copy is <= 200 MB), so ordinary fits see exactly
+# the file's pixels; larger ones are shrunk while decoding
+SHRINK_ABOVE_PIXELS = 4096 * 4096
+
+
 def shrink_factor(width: int, height: int, fit_side: Optional[int]) -> int:
-    """The integer factor that keeps an image at least twice ``fit_side`` (a fit's training size) on its
-    longest side: the fit's own antialiased resize then sees the same picture, in a fraction of the memory."""
-    if not fit_side:
+    """The integer factor that keeps an image of more than ``SHRINK_ABOVE_PIXELS`` at least twice ``fit_side``
+    (a fit's training size) on its longest side: the fit's own antialiased resize then sees nearly the same
+    picture, in a fraction of the memory."""
+    if not fit_side or width * height <= SHRINK_ABOVE_PIXELS:
         return 1
     return max(1, max(width, height) // (2 * fit_side))
 

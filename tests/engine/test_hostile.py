@@ -177,15 +177,14 @@ def test_a_huge_paletted_png_is_shrunk_while_decoding(bomb, tmp_path):
 
 def test_a_shrunk_image_keeps_its_weight_silent(tmp_path):
     """A weight of the image's own size is not "another size" when the image was shrunk on decode."""
-    img = Image.open(DATA / "coffee.png").convert("RGB").resize((768, 512))
-    img.save(tmp_path / "big.png")
-    Image.new("L", (768, 512), 255).save(tmp_path / "w.png")
+    Image.new("RGB", (6000, 3000), (200, 90, 30)).save(tmp_path / "big.png")
+    Image.new("L", (6000, 3000), 255).save(tmp_path / "w.png")
     proc = imfit(
         "fit", tmp_path / "big.png", "--weight", tmp_path / "w.png", "--size", 24, "--num-gabors", 4,
         "--iterations", 2, "--rescales", 0, "--output-dir", tmp_path / "o",
     )  # fmt: skip
     assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
-    assert formats.load_json(tmp_path / "o" / "big.json").width == 768
+    assert formats.load_json(tmp_path / "o" / "big.json").width == 6000
 
 
 # 5 ------------------------------------------------------------------------------------------------------
