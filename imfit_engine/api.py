@@ -16,8 +16,9 @@ from typing import Optional
 
 import numpy as np
 
-from .core.config import FitConfig
-from .core.fit import FitResult, Progress
+from . import limits
+from .core.config import FitConfig, check_config
+from .core.fit import FitResult, Progress, level_sizes
 from .core.fit import fit as _fit_default
 from .core.model import WaveletSet
 from .core.seed_preset import fit_seed
@@ -56,26 +57,47 @@ def fit(
         A ``FitResult``: ``wavelets`` (a ``WaveletSet``), ``psnr`` at the training size, ``seconds``,
         ``iterations``, ``stopped`` and ``message`` (why it stopped early).
     """
+    check_config(config)
+    check_fit_memory(config, image.shape[1], image.shape[0], source_name)
     kwargs = {"init": init} if init is not None else {}
     return PRESETS[config.preset](
         image, weight, config, on_progress=on_progress, should_stop=should_stop, source_name=source_name, **kwargs
     )
 
 
-def load_inputs(image_path, weight_path=None) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """The image's RGB and its weight: the weight file, else the image's alpha, else None."""
-    loaded = images.load_image(image_path)
+def check_fit_memory(config: FitConfig, width: int, height: int, name: str = "", source_pixels=None) -> None:
+    """An ImfitError before a fit of a ``width`` x ``height`` image that would not fit in the memory budget."""
+    train = sum(w * h for w, h in level_sizes(width, height, config.size, config.rescales))
+    limits.check_memory(
+        limits.fit_bytes(config.num_wavelets, train, width * height if source_pixels is None else source_pixels),
+        f"a fit of {config.num_wavelets} wavelets at size {config.size}" + (f" to {name}" if name else ""),
+        "Use fewer wavelets (--num-gabors) or a smaller --size",
+    )
+
+
+def load_inputs(image_path, weight_path=None, fit_side: Optional[int] = None):
+    """The image's RGB and its weight: the weight file, else the image's alpha, else None.
+
+    With ``fit_side`` (a fit's size) a large image is shrunk while decoding (``images.load_image``).
+    """
+    rgb, weight, _ = _load_inputs(image_path, weight_path, fit_side)
+    return rgb, weight
+
+
+def _load_inputs(image_path, weight_path, fit_side):
+    """(rgb, weight, the image's size in its file)."""
+    loaded = images.load_image(image_path, fit_side)
     h, w = loaded.rgb.shape[:2]
     if weight_path is not None:
-        return loaded.rgb, images.load_weight(weight_path, w, h)
+        return loaded.rgb, images.load_weight(weight_path, w, h, loaded.file_size), loaded.file_size
     if loaded.alpha is not None:
         if float(loaded.alpha.max()) <= 0:
             raise ImfitError(
                 f"image {image_path} is fully transparent: its alpha (the default weight) is zero everywhere. "
                 "Use an opaque image or give a --weight image"
             )
-        return loaded.rgb, loaded.alpha
-    return loaded.rgb, None
+        return loaded.rgb, loaded.alpha, loaded.file_size
+    return loaded.rgb, None, loaded.file_size
 
 
 def fit_file(
@@ -100,7 +122,8 @@ def fit_file(
     Raises:
         ImfitError: naming the file when it cannot be read or holds nothing to fit.
     """
-    rgb, weight = load_inputs(image_path, weight_path)
+    check_config(config)
+    rgb, weight, (file_w, file_h) = _load_inputs(image_path, weight_path, config.size)
     result = fit(
         rgb,
         weight,
@@ -110,6 +133,10 @@ def fit_file(
         should_stop=should_stop,
         source_name=Path(image_path).name,
     )
+    if (rgb.shape[1], rgb.shape[0]) != (file_w, file_h):  # shrunk on decode: the fit is of the file's image
+        ws = result.wavelets
+        ws.width, ws.height = file_w, file_h
+        ws.meta.setdefault("source", {}).update(width=file_w, height=file_h)
     if result.message:
         log.warning("%s: %s", image_path, result.message)
     return result
@@ -145,14 +172,20 @@ def render_image(ws: WaveletSet, width: Optional[int] = None, height: Optional[i
     """
     import torch
 
-    from .core.render import render, to_image
+    from .core.render import pair_count, render, to_image
 
     m = ws.meta.get("metrics", {})
     if width is None:
         width, height = m.get("train_width") or ws.width, height or m.get("train_height")
     height = height or max(1, round(width / ws.aspect))
+    params = torch.as_tensor(ws.params, dtype=torch.float32)
+    limits.check_memory(
+        limits.render_bytes(width * height, pair_count(params, ws.aspect, int(width), int(height))),
+        f"rendering {len(ws)} wavelets at {width}x{height}",
+        "Give a smaller --width (and --height)",
+    )
     with torch.no_grad():
-        out = to_image(render(torch.as_tensor(ws.params, dtype=torch.float32), ws.aspect, int(width), int(height)))
+        out = to_image(render(params, ws.aspect, int(width), int(height)))
     return out.numpy()
 
 

@@ -7,9 +7,10 @@ import sys
 from collections.abc import Callable
 from typing import Optional
 
+from ..core.config import CHOICES
 from ..errors import ImfitError
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = CHOICES["device"]
 
 
 class StopFlag:

@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 
 from .. import api
-from ..core.config import LIMITS, FitConfig
+from ..core.config import FitConfig, check_config
 from ..errors import ImfitError
 from ..expand import config as expand_config
 from ..expand.canvas import extend_canvas_scale
 from ..io import formats, images
-from .common import DEVICES, ProgressBar, StopFlag, check_at_least
+from .common import DEVICES, ProgressBar, StopFlag
 
 FIT_SUFFIXES = (".json", ".txt")
 
@@ -86,14 +86,11 @@ def _extend_fit(a) -> int:
 
 
 def _fit_wavelets(rgb, a, name: str, stop):
-    check_at_least(
-        ("--num-gabors", a.num_gabors, LIMITS["num_wavelets"][0]),
-        ("--fit-size", a.fit_size, LIMITS["size"][0]),
-        ("--fit-iterations", a.fit_iterations, LIMITS["iterations"][0]),
-    )
     config = FitConfig(
         num_wavelets=a.num_gabors, size=a.fit_size, iterations=a.fit_iterations, device=a.device, seed=a.seed
     )
+    flags = {"num_wavelets": "--num-gabors", "size": "--fit-size", "iterations": "--fit-iterations", "seed": "--seed"}
+    check_config(config, flags)
     result = api.fit(rgb, None, config, should_stop=stop, source_name=name)
     formats.save_json(result.wavelets, a.wavelets)
     return result

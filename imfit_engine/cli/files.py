@@ -66,7 +66,10 @@ def cmd_render(a) -> int:
 
 def cmd_convert(a) -> int:
     ws = formats.load_params(a.input, a.width, a.height)
-    formats.save_params(ws, a.output, a.width, a.height)
+    try:
+        formats.save_params(ws, a.output, a.width, a.height)
+    except ImfitError as e:
+        raise ImfitError(f"{a.output}: {e}") from None
     print(f"{a.output}: {len(ws)} wavelets")
     return 0
 

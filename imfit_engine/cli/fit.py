@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from .. import api, cluster, sequence
-from ..core.config import DEFAULTS, LIMITS, FitConfig
+from ..core.config import DEFAULTS, FitConfig, check_config
 from ..errors import ImfitError
 from ..io import images
 from . import style as style_cli
@@ -87,22 +87,27 @@ def add_parser(sub) -> None:
     cluster.add_args(p)
 
 
+# FitConfig fields as the user types them, for error messages
+FLAGS = {
+    "num_wavelets": "--num-gabors",
+    "size": "--size",
+    "iterations": "--iterations",
+    "iter_multiple": "--iter-multiple",
+    "rescales": "--rescales",
+    "lr": "--global-lr",
+    "gamma": "--gamma",
+    "l1": "--l1",
+    "gradient": "--gradient",
+    "sobel": "--sobel",
+    "mutation_scale": "--mutation-scale",
+    "seed": "--seed",
+    "time_budget": "--time-budget",
+}
+
+
 def config_from(a) -> FitConfig:
-    check_at_least(
-        *(
-            (flag, getattr(a, attr), LIMITS[key][0])
-            for flag, attr, key in (
-                ("--num-gabors", "num_gabors", "num_wavelets"),
-                ("--size", "size", "size"),
-                ("--iterations", "iterations", "iterations"),
-                ("--rescales", "rescales", "rescales"),
-            )
-        ),
-        ("--keyframes", a.keyframes, 1),
-    )
-    if not a.global_lr > 0:
-        raise ImfitError(f"--global-lr must be positive, got {a.global_lr}")
-    return FitConfig(
+    check_at_least(("--keyframes", a.keyframes, 1))
+    config = FitConfig(
         num_wavelets=a.num_gabors,
         size=a.size,
         iterations=a.iterations,
@@ -120,6 +125,8 @@ def config_from(a) -> FitConfig:
         compile=a.compile,
         time_budget=a.time_budget,
     )
+    check_config(config, FLAGS)
+    return config
 
 
 def _fit_one(image, weight, config, out_dir, fmt, stop, style=None):

@@ -89,3 +89,25 @@ class WaveletSet:
 def pixel_size(width: int, height: int, aspect: float) -> tuple[float, float]:
     """Pixel pitch (dx, dy) in height units for a width x height raster of a field."""
     return aspect / width, 1.0 / height
+
+
+# |sigma|, |gamma| and |wavelength| a wavelet may have, in image heights: below, float32 arithmetic underflows
+# (the fitter's smallest, unseeded rows are 2e-9); above, a wavelet is flat across any image
+LENGTH_RANGE = (1e-9, 1e6)
+
+
+def invalid_value(params: np.ndarray) -> tuple[int, int, str] | None:
+    """(row, column, what is wrong) of the first value the model cannot render, or None."""
+    params = np.asarray(params, dtype=np.float64)
+    bad = ~np.isfinite(params)
+    lengths = np.abs(params[:, LENGTHS])
+    short, long = lengths < LENGTH_RANGE[0], lengths > LENGTH_RANGE[1]
+    for mask, why in (
+        (bad, "not a finite number"),
+        (short, f"a length below {LENGTH_RANGE[0]:g} image heights (a zero-size wavelet)"),
+        (long, f"a length above {LENGTH_RANGE[1]:g} image heights"),
+    ):
+        if mask.any():
+            i, j = (int(k) for k in np.argwhere(mask)[0])
+            return i, j + (LENGTHS.start if mask is not bad else 0), why
+    return None

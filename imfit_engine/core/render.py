@@ -88,6 +88,43 @@ def render_reference(params: torch.Tensor, aspect: float, width: int, height: in
 # Tiled renderer
 
 
+def _tile_boxes(p, aspect, width, height, tile, support):
+    """Per wavelet (float64 params): the tile box its support ellipse's bounding box touches (tx0, ty0,
+    ntx, nty), whether it is non-finite (it then covers everything), and its |sigma|, |gamma|."""
+    dx, dy = pixel_size(width, height, aspect)
+    c, s = torch.cos(p[:, THETA]).abs(), torch.sin(p[:, THETA]).abs()
+    sig, gam = p[:, SIGMA].abs(), p[:, GAMMA].abs()
+    half_x = support * torch.sqrt((sig * c) ** 2 + (gam * s) ** 2)
+    half_y = support * torch.sqrt((sig * s) ** 2 + (gam * c) ** 2)
+    cx, cy = p[:, U] * aspect, p[:, V]
+    # pixel i has centre (i + .5) dx; row j has centre 1 - (j + .5) dy
+    i0 = torch.ceil((cx - half_x) / dx - 0.5).clamp(min=0)
+    i1 = torch.floor((cx + half_x) / dx - 0.5).clamp(max=width - 1)
+    j0 = torch.ceil((1 - cy - half_y) / dy - 0.5).clamp(min=0)
+    j1 = torch.floor((1 - cy + half_y) / dy - 0.5).clamp(max=height - 1)
+    # a non-finite wavelet covers everything, so a numerical blow-up shows in the image
+    # (and the fitter's NaN guard) instead of vanishing
+    bad = ~torch.isfinite(i0 + i1 + j0 + j1)
+    i0, j0 = i0.masked_fill(bad, 0), j0.masked_fill(bad, 0)
+    i1, j1 = i1.masked_fill(bad, width - 1), j1.masked_fill(bad, height - 1)
+    ok = (i1 >= i0) & (j1 >= j0)
+    i0, i1, j0, j1 = (t.clamp(-1, 1 << 30).long() for t in (i0, i1, j0, j1))
+    tx0, tx1 = i0 // tile, i1 // tile
+    ty0, ty1 = j0 // tile, j1 // tile
+    ntx = torch.where(ok, tx1 - tx0 + 1, 0)
+    nty = torch.where(ok, ty1 - ty0 + 1, 0)
+    return tx0, ty0, ntx, nty, bad, sig, gam
+
+
+def pair_count(params: torch.Tensor, aspect: float, width: int, height: int, tile=None, support=None) -> int:
+    """An upper bound of the (wavelet, tile) pairs ``render`` bins (its memory), without binning them."""
+    with torch.no_grad():
+        boxes = _tile_boxes(
+            params.detach().double(), aspect, width, height, tile or DEFAULT_TILE, support or DEFAULT_SUPPORT
+        )
+    return int((boxes[2] * boxes[3]).sum())
+
+
 class _Bins:
     """(wavelet, tile) pairs for one parameter state and raster."""
 
@@ -99,27 +136,8 @@ class _Bins:
         with torch.no_grad():
             p = params.detach().double()
             dx, dy = pixel_size(width, height, aspect)
-            c, s = torch.cos(p[:, THETA]).abs(), torch.sin(p[:, THETA]).abs()
-            sig, gam = p[:, SIGMA].abs(), p[:, GAMMA].abs()
-            half_x = support * torch.sqrt((sig * c) ** 2 + (gam * s) ** 2)
-            half_y = support * torch.sqrt((sig * s) ** 2 + (gam * c) ** 2)
+            tx0, ty0, ntx, nty, bad, sig, gam = _tile_boxes(p, aspect, width, height, tile, support)
             cx, cy = p[:, U] * aspect, p[:, V]
-            # pixel i has centre (i + .5) dx; row j has centre 1 - (j + .5) dy
-            i0 = torch.ceil((cx - half_x) / dx - 0.5).clamp(min=0)
-            i1 = torch.floor((cx + half_x) / dx - 0.5).clamp(max=width - 1)
-            j0 = torch.ceil((1 - cy - half_y) / dy - 0.5).clamp(min=0)
-            j1 = torch.floor((1 - cy + half_y) / dy - 0.5).clamp(max=height - 1)
-            # a non-finite wavelet covers everything, so a numerical blow-up shows in the image
-            # (and the fitter's NaN guard) instead of vanishing
-            bad = ~torch.isfinite(i0 + i1 + j0 + j1)
-            i0, j0 = i0.masked_fill(bad, 0), j0.masked_fill(bad, 0)
-            i1, j1 = i1.masked_fill(bad, width - 1), j1.masked_fill(bad, height - 1)
-            ok = (i1 >= i0) & (j1 >= j0)
-            i0, i1, j0, j1 = (t.clamp(-1, 1 << 30).long() for t in (i0, i1, j0, j1))
-            tx0, tx1 = i0 // tile, i1 // tile
-            ty0, ty1 = j0 // tile, j1 // tile
-            ntx = torch.where(ok, tx1 - tx0 + 1, 0)
-            nty = torch.where(ok, ty1 - ty0 + 1, 0)
             count = ntx * nty
             self.wavelet = torch.repeat_interleave(torch.arange(len(p), device=dev), count)
             start = torch.cumsum(count, 0) - count

@@ -48,7 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import limits
 from ..core import model
+from ..core.config import LIMITS
 from ..core.model import AMP, COLUMNS, GAMMA, PHASE, SIGMA, THETA, WAVELENGTH, U, V, WaveletSet
 from ..errors import ImfitError
 from .atomic import write_atomic
@@ -64,7 +66,14 @@ SUFFIXES = (".json", ".txt")
 
 
 def _read_text(path: Path, what: str) -> str:
+    limits.regular_file(path, what)
     try:
+        if path.is_file():  # parsing takes a multiple of the text's size
+            limits.check_memory(
+                path.stat().st_size * limits.JSON_BYTES_PER_FILE_BYTE,
+                f"reading {what} {path} ({limits.format_bytes(path.stat().st_size)})",
+                "Use a smaller fit file",
+            )
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ImfitError(f"cannot read {what} {path}: no such file. Check the path.") from None
@@ -80,12 +89,31 @@ def _read_text(path: Path, what: str) -> str:
 def _positive_size(value, what: str, source_name: str, minimum: int = 1) -> int:
     """An image size as int; integral floats are accepted (some tools write 512.0)."""
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if ok and math.isfinite(value) and float(value).is_integer() and value >= minimum:
+    if ok and math.isfinite(value) and float(value).is_integer() and minimum <= value <= limits.MAX_SOURCE_SIDE:
         return int(value)
+    rule = f">= {minimum}" if not (ok and value > limits.MAX_SOURCE_SIDE) else f"<= {limits.MAX_SOURCE_SIDE}"
     raise ImfitError(
-        f"{source_name}: {what} must be a whole number >= {minimum}, found {value!r}. "
+        f"{source_name}: {what} must be a whole number {rule}, found {value!r:.40}. "
         "Give the size of the image the fit was made for."
     )
+
+
+def _check_values(params: np.ndarray, source_name: str, row_name=None) -> None:
+    """An ImfitError naming the row and column of the first value the model cannot render, and for more
+    wavelets than a fit may have.  ``row_name(i)`` says where row i is (default: "wavelet row i")."""
+    if len(params) > LIMITS["num_wavelets"][1]:
+        raise ImfitError(
+            f"{source_name}: {len(params)} wavelets, more than the {LIMITS['num_wavelets'][1]} a fit may have. "
+            "This is not a fit Gabor ImFit made: check the file"
+        )
+    found = model.invalid_value(params)
+    if found is not None:
+        i, j, why = found
+        where = row_name(i) if row_name else f"wavelet row {i}"
+        raise ImfitError(
+            f"{source_name}: {where}, {COLUMNS[j]} is {float(params[i, j])!r:.40}, {why}. "
+            "The fit is broken: fit the image again"
+        )
 
 
 def _check_params(ws: WaveletSet, target: str) -> np.ndarray:
@@ -99,6 +127,7 @@ def _check_params(ws: WaveletSet, target: str) -> np.ndarray:
             f"non-finite parameters (first: row {int(np.flatnonzero(bad)[0])}); the fit diverged. "
             "Fit again, e.g. with a lower learning rate."
         )
+    _check_values(params, f"cannot save {target}")
     return params
 
 
@@ -269,7 +298,9 @@ def parse_json_text(text: str, source_name: str) -> WaveletSet:
     meta = {"source": source}
     for key in ("settings", "metrics"):
         meta[key] = dict(_require(doc, key, dict, source_name)) if key in doc else {}
-    return WaveletSet(values[:, order].astype(np.float32), width, height, meta)
+    params = values[:, order].astype(np.float32)
+    _check_values(params, source_name)
+    return WaveletSet(params, width, height, meta)
 
 
 def load_json(path) -> WaveletSet:
@@ -337,8 +368,9 @@ def _map_wavelets(direction, wavelength, sigma, gamma, scale):
     cyy = (s * s * s2 + c * c * g2) * sy * sy
     cxy = c * s * (s2 - g2) * sx * sy
     nc, ns = np.cos(new_direction), np.sin(new_direction)
-    new_sigma = np.sqrt(nc * nc * cxx + 2 * nc * ns * cxy + ns * ns * cyy)
-    new_gamma = np.sqrt(ns * ns * cxx - 2 * nc * ns * cxy + nc * nc * cyy)
+    # variances are >= 0; rounding can leave a tiny negative one for a thin envelope
+    new_sigma = np.sqrt(np.maximum(nc * nc * cxx + 2 * nc * ns * cxy + ns * ns * cyy, 0.0))
+    new_gamma = np.sqrt(np.maximum(ns * ns * cxx - 2 * nc * ns * cxy + nc * nc * cyy, 0.0))
     return new_direction, new_wavelength, new_sigma, new_gamma
 
 
@@ -399,10 +431,12 @@ def _clamp_to_seed_ranges(seed: np.ndarray) -> None:
     counts = {}
     for name, (lo, hi) in TXT_RANGES.items():
         col = seed[:, TXT_COLUMNS.index(name)]
-        outside = (col < lo) | (col > hi)
+        # float32 rounding (an amplitude of 1.0000001) is no change worth a warning
+        tol = 1e-6 * max(1.0, abs(lo), abs(hi))
+        outside = (col < lo - tol) | (col > hi + tol)
         if outside.any():
             counts[name] = int(outside.sum())
-            np.clip(col, lo, hi, out=col)
+        np.clip(col, lo, hi, out=col)
     if counts:
         detail = ", ".join(f"{name} {n}" for name, n in counts.items())
         log.warning(
@@ -417,10 +451,11 @@ def parse_txt_text(text: str, source_name: str, width, height) -> WaveletSet:
     """Read torch-imfit ``.txt`` text fitted on a ``width`` x ``height`` raster."""
     a, b = _raster_scales(width, height, source_name)
     width, height = int(width), int(height)
-    rows = []
+    rows, line_numbers = [], []
     for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        line_numbers.append(line_number)
         fields = line.split(",")
         if len(fields) != len(TXT_COLUMNS):
             raise ImfitError(
@@ -451,7 +486,9 @@ def parse_txt_text(text: str, source_name: str, width, height) -> WaveletSet:
         )
     seed = np.array(rows, dtype=np.float64)
     _warn_if_stretched(a, b, 2 * math.pi * seed[:, 2], width, height, "importing")
-    params = _seed_to_canonical(seed, width, height, a, b).astype(np.float32)
+    with np.errstate(all="ignore"):  # overflow becomes inf, which the check names
+        params = _seed_to_canonical(seed, width, height, a, b).astype(np.float32)
+    _check_values(params, source_name, lambda i: f"line {line_numbers[i]} (as the canonical model)")
     meta = {
         "source": {"width": width, "height": height, "name": Path(source_name).name},
         "settings": {"imported_from": "torch-imfit .txt"},
@@ -475,9 +512,18 @@ def to_txt_text(ws: WaveletSet, width=None, height=None, decimals: int = 6) -> s
     height = ws.height if height is None else height
     a, b = _raster_scales(width, height, "torch-imfit .txt export")
     params = _check_params(ws, "the fit as torch-imfit .txt")
+    if not len(params):  # torch-imfit and our reader take an empty file for a broken one
+        raise ImfitError("cannot save the fit as torch-imfit .txt: it has no wavelets. Fit the image first")
     _warn_if_stretched(a, b, params[:, THETA].astype(np.float64), int(width), int(height), "exporting")
     seed = _canonical_to_seed(params, int(width), int(height), a, b)
     _clamp_to_seed_ranges(seed)
+    bad = ~np.isfinite(seed)
+    if bad.any():  # never written: the reader would refuse it
+        i, j = (int(k) for k in np.argwhere(bad)[0])
+        raise ImfitError(
+            f"cannot save the fit as torch-imfit .txt: wavelet row {i} has no torch-imfit equivalent "
+            f"({TXT_COLUMNS[j]} would be {seed[i, j]}). Keep it as .json"
+        )
     fmt = ",".join([f"%.{int(decimals)}f"] * len(TXT_COLUMNS))
     return "".join(fmt % tuple(row) + "\n" for row in seed.tolist())
 

@@ -9,12 +9,16 @@ its precision).
 from __future__ import annotations
 
 import logging
+import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .. import limits
 from ..errors import ImfitError
 from .atomic import atomic_path
 
@@ -35,6 +39,11 @@ class LoadedImage:
     rgb: np.ndarray  # (H, W, 3) float32 in [0, 1], the stored sRGB-encoded values
     alpha: np.ndarray | None  # (H, W) float32 in [0, 1]; None when absent or opaque everywhere
     path: Path
+    file_size: tuple[int, int] = (0, 0)  # (width, height) in the file; rgb is smaller when shrunk on decode
+
+    def __post_init__(self):
+        if self.file_size == (0, 0):
+            self.file_size = (self.width, self.height)
 
     @property
     def width(self) -> int:
@@ -45,15 +54,62 @@ class LoadedImage:
         return int(self.rgb.shape[0])
 
 
-def _open(path: Path) -> Image.Image:
-    """The decoded first frame, or an ImfitError saying why not."""
+# bytes per pixel: pillow's decoded image (<= 4) and one converted copy; the float32 RGB + alpha and its copies
+_DECODE_BYTES_PER_PIXEL = 8
+_FLOAT_BYTES_PER_PIXEL = 48
+
+
+# images up to this many pixels decode whole (their float copy is <= 200 MB), so ordinary fits see exactly
+# the file's pixels; larger ones are shrunk while decoding
+SHRINK_ABOVE_PIXELS = 4096 * 4096
+
+
+def shrink_factor(width: int, height: int, fit_side: Optional[int]) -> int:
+    """The integer factor that keeps an image of more than ``SHRINK_ABOVE_PIXELS`` at least twice ``fit_side``
+    (a fit's training size) on its longest side: the fit's own antialiased resize then sees nearly the same
+    picture, in a fraction of the memory."""
+    if not fit_side or width * height <= SHRINK_ABOVE_PIXELS:
+        return 1
+    return max(1, max(width, height) // (2 * fit_side))
+
+
+def _shrunk(img: Image.Image, factor: int) -> Image.Image:
+    """Box-reduced by ``factor``: in its own mode where pillow can, else from RGB(A)."""
+    if factor <= 1:
+        return img.copy()
+    try:
+        return img.reduce(factor)
+    except ValueError:  # palette, bilevel and 16-bit modes: average colours, not indices
+        if img.mode.startswith("I;16"):
+            return img.convert("I").reduce(factor)
+        alpha = img.mode in _ALPHA_MODES or "transparency" in img.info
+        return img.convert("RGBA" if alpha else "RGB").reduce(factor)
+
+
+def _open(path: Path, fit_side: Optional[int] = None) -> tuple[Image.Image, tuple[int, int]]:
+    """(the decoded first frame, shrunk for a fit of ``fit_side`` px; the size in the file), or an ImfitError."""
     if path.is_dir():
         raise ImfitError(f"cannot read image {path}: it is a folder. {_USE}.")
+    limits.regular_file(path, "image")
     try:
-        with Image.open(path) as src:  # closes the file (multi-frame formats keep it open otherwise)
-            src.load()
-            orientation = src.getexif().get(_EXIF_ORIENTATION, 1)
-            img = src.copy()  # the first frame
+        # pillow's own bomb warning would print raw: the memory check below says it in words
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as src:  # closes the file (multi-frame formats keep it open otherwise)
+                width, height = src.size
+                factor = shrink_factor(width, height, fit_side)
+                out = math.ceil(width / factor) * math.ceil(height / factor)
+                limits.check_memory(
+                    width * height * _DECODE_BYTES_PER_PIXEL + out * _FLOAT_BYTES_PER_PIXEL,
+                    f"reading image {path} ({width}x{height})",
+                    "Scale the image down first",
+                )
+                if factor > 1 and src.format == "JPEG":
+                    src.draft(src.mode, (math.ceil(width / factor), math.ceil(height / factor)))  # DCT scaling
+                src.load()
+                orientation = src.getexif().get(_EXIF_ORIENTATION, 1)
+                # the first frame, reduced by what is left after the JPEG draft
+                img = _shrunk(src, max(1, round(src.width / math.ceil(width / factor))))
     except FileNotFoundError:
         raise ImfitError(f"cannot read image {path}: no such file. {_USE}.") from None
     except UnidentifiedImageError:
@@ -63,6 +119,8 @@ def _open(path: Path) -> Image.Image:
         ) from None
     except Image.DecompressionBombError as e:
         raise ImfitError(f"cannot read image {path}: {e}. Scale it down first.") from None
+    except (ImfitError, MemoryError):
+        raise
     except (OSError, SyntaxError, ValueError) as e:
         raise ImfitError(f"cannot read image {path}: {e}. {_USE}.") from None
     except Exception as e:  # pillow's decoders fail on damaged files in many ways (EOFError, struct.error...)
@@ -76,7 +134,7 @@ def _open(path: Path) -> Image.Image:
             path,
             orientation,
         )
-    return img
+    return img, (width, height)
 
 
 def _integer_grey(img: Image.Image, path: Path) -> np.ndarray:
@@ -127,10 +185,14 @@ def _channels(img: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray | No
     return pixels[..., :3], pixels[..., 3]
 
 
-def load_image(path) -> LoadedImage:
-    """Read an image file as float RGB in [0, 1] plus its alpha, if it has any transparency."""
+def load_image(path, fit_side: Optional[int] = None) -> LoadedImage:
+    """Read an image file as float RGB in [0, 1] plus its alpha, if it has any transparency.
+
+    With ``fit_side`` (a fit's training size) a large image is box-reduced while decoding to at least twice
+    that (``shrink_factor``); ``file_size`` keeps the size in the file.
+    """
     path = Path(path)
-    img = _open(path)
+    img, file_size = _open(path, fit_side)
     rgb, alpha = _channels(img, path)
     if alpha is not None:
         if alpha.min() >= 1.0:
@@ -141,28 +203,30 @@ def load_image(path) -> LoadedImage:
                 "not fitted); give a weight image to override.",
                 path,
             )
-    return LoadedImage(np.ascontiguousarray(rgb, dtype=np.float32), alpha, path)
+    return LoadedImage(np.ascontiguousarray(rgb, dtype=np.float32), alpha, path, file_size)
 
 
-def load_weight(path, width: int, height: int) -> np.ndarray:
+def load_weight(path, width: int, height: int, file_size: Optional[tuple[int, int]] = None) -> np.ndarray:
     """A weight image as (height, width) float32 in [0, 1]: luminance, times alpha where there is one.
 
-    An image of another size is resized (bilinear) with a warning.
+    An image of another size than the image's ``file_size`` (default: width x height) is resized (bilinear)
+    with a warning; one of that size is resized to width x height silently (the image was shrunk on decode).
     """
     path = Path(path)
-    image = load_image(path)
+    file_w, file_h = file_size or (width, height)
+    image = load_image(path, max(width, height) // 2 if (file_w, file_h) != (width, height) else None)
     weight = image.rgb @ _LUMA
     if image.alpha is not None:
         weight = weight * image.alpha  # transparent = not painted = no weight
-    if (image.width, image.height) != (width, height):
+    if image.file_size != (file_w, file_h):
         log.warning(
             "weight image %s is %dx%d but the image is %dx%d; resized (bilinear).",
             path,
-            image.width,
-            image.height,
-            width,
-            height,
+            *image.file_size,
+            file_w,
+            file_h,
         )
+    if (image.width, image.height) != (width, height):
         resized = Image.fromarray(weight.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR)
         weight = np.asarray(resized, dtype=np.float32)
     weight = np.clip(weight, 0.0, 1.0).astype(np.float32)
@@ -213,7 +277,7 @@ def find_weight(image_path, weight_arg) -> Path | None:
     """torch-imfit's convention: no weight; a weight file; or a folder holding <stem>-wt.png or <stem>.png."""
     if weight_arg is None:
         return None
-    weight = Path(weight_arg)
+    weight = limits.regular_file(weight_arg, "weight image")
     if weight.is_file():
         return weight
     if weight.is_dir():

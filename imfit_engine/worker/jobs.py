@@ -100,10 +100,11 @@ def _progress_sender(job: dict, send: Send):
 
 
 def _fit_config(job: dict):
-    from ..core.config import FitConfig
+    from ..core.config import FitConfig, check_config
     from ..core.device import check_device
 
     config = FitConfig.from_dict(job.get("config") or {})
+    check_config(config)  # a job file's values are typed by the add-on: strings for numbers are a user error
     check_device(config.device)
     return config
 
@@ -153,9 +154,18 @@ def run_sequence(job: dict, send: Send, should_stop) -> None:
     config = _fit_config(job)
     on_progress = _progress_sender(job, send)
     spec = job["sequence"]
-    frames = [
-        sequence.Frame(int(f["number"]), f.get("image"), f.get("weight"), f.get("stem") or "") for f in spec["frames"]
-    ]
+    try:
+        frames = [
+            sequence.Frame(int(f["number"]), f.get("image"), f.get("weight"), f.get("stem") or "")
+            for f in spec["frames"]
+        ]
+        interval, select = int(spec.get("keyframe_interval", 10)), spec.get("select")
+        select = (int(select[0]), int(select[1])) if select else None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise ImfitError(
+            f"the sequence job has bad frames ({type(e).__name__}: {str(e)[:100]}). This is a bug in the add-on; "
+            "please report it"
+        ) from None
 
     def on_frame(done) -> None:
         send(
@@ -175,8 +185,8 @@ def run_sequence(job: dict, send: Send, should_stop) -> None:
         frames,
         config,
         out,
-        int(spec.get("keyframe_interval", 10)),
-        select=tuple(spec["select"]) if spec.get("select") else None,
+        interval,
+        select=select,
         preview=False,
         on_frame=on_frame,
         on_progress=lambda f, p: on_progress(p, frame=f.number),

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import traceback
+from pathlib import Path
 
 from .. import threads
 from .protocol import STOP_LINE, TORCH_REQUIREMENTS, encode_message
@@ -59,20 +60,34 @@ class _StopRequest:
 
 
 def _read_job(path: str) -> dict:
+    from .. import limits
     from ..errors import ImfitError
 
+    def bad(what: str):
+        return ImfitError(f"the worker job file {path} {what}. This is a bug in the add-on; please report it")
+
+    limits.regular_file(path, "the worker job file")
     try:
         with open(path, encoding="utf-8") as f:
             job = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise ImfitError(
-            f"cannot read the worker job file {path}: {e}. This is a bug in the add-on; please report it"
-        ) from None
-    needs_input = not (job.get("image") or job.get("sequence") or job.get("bake")) if isinstance(job, dict) else True
-    if needs_input or not job.get("output_dir"):
-        raise ImfitError(
-            f"the worker job file {path} names no image or output folder. This is a bug in the add-on; please report it"
-        )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise bad(f"cannot be read ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(job, dict) or not (job.get("image") or job.get("sequence") or job.get("bake")):
+        raise bad("names no image, sequence or bake")
+    if not job.get("output_dir"):
+        raise bad("names no output folder")
+    for key in ("image", "weight", "init", "style", "source_name", "output_dir", "kind"):
+        if job.get(key) is not None and not isinstance(job[key], str):
+            raise bad(f"has {key} = {job[key]!r:.60}, not a text")
+    for key, kind in (("config", dict), ("sequence", dict), ("style_config", dict), ("expand", dict), ("bake", dict)):
+        if job.get(key) is not None and not isinstance(job[key], kind):
+            raise bad(f"has {key} = {job[key]!r:.60}, not an object")
+    seconds = job.get("preview_seconds", 1.0)
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds < 1e6:
+        raise bad(f"has preview_seconds = {seconds!r:.40}, not a number of seconds")
+    out = Path(job["output_dir"])
+    if out.exists() and not out.is_dir():
+        raise ImfitError(f"the output folder {out} is a file: choose a folder for the results")
     return job
 
 

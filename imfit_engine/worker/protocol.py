@@ -7,6 +7,7 @@ docstring for the messages.
 from __future__ import annotations
 
 import json
+import math
 
 PREFIX = "@imfit "
 STOP_LINE = "stop"
@@ -45,8 +46,23 @@ def read_bake_manifest(path, width: int, height: int) -> dict:
     return dict(frames) if isinstance(frames, dict) else {}
 
 
+# measurements the add-on formats as numbers: a non-finite one travels as null and is read back as NaN
+NUMBER_FIELDS = ("psnr", "loss", "seconds", "elapsed")
+
+
+def _standard(value):
+    """NaN and infinities as null: strict JSON parsers reject them (a diverged fit's PSNR is NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _standard(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_standard(v) for v in value]
+    return value
+
+
 def encode_message(message_type: str, **fields) -> str:
-    return PREFIX + json.dumps({"type": message_type, **fields}, allow_nan=True) + "\n"
+    return PREFIX + json.dumps(_standard({"type": message_type, **fields}), allow_nan=False) + "\n"
 
 
 def decode_line(line: str) -> dict | None:
@@ -57,7 +73,12 @@ def decode_line(line: str) -> dict | None:
         message = json.loads(line[len(PREFIX) :])
     except json.JSONDecodeError:
         return None
-    return message if isinstance(message, dict) and "type" in message else None
+    if not isinstance(message, dict) or "type" not in message:
+        return None
+    for key in NUMBER_FIELDS:
+        if key in message and message[key] is None:
+            message[key] = math.nan
+    return message
 
 
 def module_command(python: str, *args: str) -> list[str]:
