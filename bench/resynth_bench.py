@@ -97,7 +97,10 @@ def bake_into(nt, group, ws, width, height, folder) -> tuple[float, float]:
     os.makedirs(folder, exist_ok=True)
     fit = os.path.join(folder, "fit.json")
     formats.save_json(ws, fit)
-    key = resynth.field_key(nt.read_wavelet_values(group))
+    # the key the add-on gives the field now (its values and its users' controls at this frame), as Bake does
+    frame = bpy.context.scene.frame_current
+    controls, _ = addon_module("nodes.instances").bake_controls(group, frame)
+    key = resynth.field_key(nt.animated_values(group, frame), controls)
     stem = f"bench_{width}x{height}"
     job = {
         "kind": "bake",
@@ -134,7 +137,7 @@ def bake_into(nt, group, ws, width, height, folder) -> tuple[float, float]:
     frame = next(m["seconds"] for m in messages if m["type"] == "frame")
     if os.path.isfile(os.path.join(folder, os.path.basename(result["files"]["still"]))):
         baked.load_bake(group, result["manifest"], result["files"], None)
-    nt.set_override(group, "BAKED")
+    nt.show_bake(group)
     return frame, total - frame
 
 

@@ -156,6 +156,8 @@ def preview_scene(
     Returns (scene, group, plane object, build seconds).
     """
     scene = fresh_scene()
+    if engine.startswith("BLENDER_EEVEE"):
+        engine = addon_module("nodes.scene").eevee_engine()  # "BLENDER_EEVEE_NEXT" on 4.2-4.5
     scene.render.engine = engine
     aspect = width / height
     t0 = time.perf_counter()
@@ -179,6 +181,19 @@ def preview_scene(
 def max_error_255(image, reference) -> float:
     """Largest per-channel difference, in 1/255 steps."""
     return float(np.abs(np.asarray(image, np.float64) - np.asarray(reference, np.float64)).max() * 255.0)
+
+
+def texel_filtered_error_255(image, reference) -> float:
+    """Largest distance, in 1/255 steps, of each pixel from the range its 3x3 neighbourhood of ``reference``
+    spans: 0 for an exact image and for one whose texture filter blends neighbouring texels (EEVEE 4.2-4.5
+    shows a texture at 1:1 blended by about a texel, with any interpolation but Closest); a misplaced, wrong
+    or missing image still fails."""
+    ref = np.asarray(reference, np.float64)
+    padded = np.pad(ref, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    windows = [padded[dy : dy + ref.shape[0], dx : dx + ref.shape[1]] for dy in range(3) for dx in range(3)]
+    low, high = np.min(windows, axis=0), np.max(windows, axis=0)
+    value = np.asarray(image, np.float64)
+    return float(np.maximum(low - value, value - high).clip(min=0).max() * 255.0)
 
 
 class quiet_stdout:

@@ -138,7 +138,7 @@ class BakeJob(fit_job.FitJob):
         numbered = {int(k): v for k, v in files.items()} if sequence else files
         image = baked.load_bake(group, m["manifest"], numbered, (numbers[0], numbers[-1]) if sequence else None)
         scene = bpy.data.scenes.get(self.scene_name)
-        node_tree.set_override(group, "BAKED", scene)
+        node_tree.show_bake(group, scene)
         self.result = dict(m, image=image.name)
 
     def summary(self) -> str:

@@ -774,6 +774,14 @@ def set_override(tree, override: str, scene=None) -> bool:
     return set_engine(tree, tree.get("imfit_engine", "CYCLES"), scene)
 
 
+def show_bake(tree, scene=None) -> bool:
+    """Show the group's bake (just loaded by ``baked.load_bake``): the baked path, chosen as the panel's Use Baked
+    does; re-resolved even when the path was already baked (it may have shown the add-on's own auto bake)."""
+    tree.pop(DATA_KEY, None)
+    tree[OVERRIDE_KEY] = "BAKED"
+    return set_engine(tree, tree.get("imfit_engine", "CYCLES"), scene, force=True)
+
+
 def set_culling(tree, enabled: bool, scene=None) -> None:
     """Cull (per-tile lists, the default) or not (one list of every wavelet: the reference for tests)."""
     if enabled:

@@ -83,7 +83,7 @@ def _read_job(path: str) -> dict:
         if job.get(key) is not None and not isinstance(job[key], kind):
             raise bad(f"has {key} = {job[key]!r:.60}, not an object")
     seconds = job.get("preview_seconds", 1.0)
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds < 1e6:
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds < 1e6:
         raise bad(f"has preview_seconds = {seconds!r:.40}, not a number of seconds")
     out = Path(job["output_dir"])
     if out.exists() and not out.is_dir():

@@ -31,6 +31,7 @@ keys, anim = addon_module("nodes.keyframes"), addon_module("nodes.animation")
 loop_supported = lambda: addon_module("nodes.paths").loop_supported(bpy.app.version)
 ImfitError = package_module("imfit_engine.errors").ImfitError  # the class the add-on raises
 TOLERANCE = 2.0  # in 1/255 steps, display space
+EEVEE = "BLENDER_EEVEE_NEXT" if bpy.app.version < (5, 0, 0) else "BLENDER_EEVEE"  # 4.2-4.5 name it so
 
 
 def _display_from_signed(signed, gain=1.0, bias=0.0):
@@ -42,6 +43,11 @@ def _display_from_signed(signed, gain=1.0, bias=0.0):
     [(16, 96, 64), (256, 64, 64), (1024, 64, 48)],
 )
 def test_cycles_render_matches_engine(count, width, height):
+    if count > addon_module("nodes.paths").unrolled_max("CYCLES", bpy.app.version):
+        pytest.skip(
+            f"Blender {bpy.app.version_string} never gets an unrolled Cycles group of {count} wavelets: "
+            "EEVEE's Material Preview of it could crash Blender (the culled OSL path is taken, test_paths.py)"
+        )
     params = realistic_params(count, width / height, height, seed=count)
     scene, group, _, build_s = preview_scene(nt, params, width, height, "CYCLES", path="NODES")
     assert nt.get_backend(group) == "CYCLES"
@@ -207,7 +213,7 @@ def test_bad_input_is_a_user_error():
 
 def _eevee_check(count, width, height, backend, path=None):
     params = realistic_params(count, width / height, height, seed=count + 1)
-    scene, group, _, build_s = preview_scene(nt, params, width, height, "BLENDER_EEVEE", path=path)
+    scene, group, _, build_s = preview_scene(nt, params, width, height, EEVEE, path=path)
     assert nt.get_backend(group) == backend
     image, render_s = render_display(scene)
     error = max_error_255(image, reference_display(params, width / height, width, height))

@@ -36,6 +36,7 @@ from blender_util import (
     read_png16,
     realistic_params,
     render_display,
+    texel_filtered_error_255,
 )
 from support import DATA
 
@@ -51,6 +52,15 @@ LOOP = paths.loop_supported(bpy.app.version)
 def _field(count: int, seed: int = 0):
     # fit-like sizes for large counts (a real fit's overlap), the varied test field for small ones
     return fit_like_params(count, W / H, seed) if count >= 1024 else realistic_params(count, W / H, H, seed=seed)
+
+
+def eevee_error(image, reference, group) -> float:
+    """The error of an EEVEE render: EEVEE 4.2-4.5 shows an image texture at 1:1 blended by about a texel
+    (measured: the texture itself is within 0.5/255 of the engine, the render up to 17/255 off it with Linear
+    interpolation, 0.08 with Closest), so a baked path there is held to the engine's 3x3 neighbourhood."""
+    if nt.get_path(group) == "BAKED" and not LOOP:
+        return texel_filtered_error_255(image, reference)
+    return max_error_255(image, reference)
 
 
 def _render_path(count, engine, path, seed=0, culled=True):
@@ -101,7 +111,7 @@ def test_large_fits_render_in_eevee_on_the_automatic_path(count):
     assert nt.get_path(group) == ("LOOP" if LOOP else "BAKED"), nt.path_note(group)
     with quiet_stdout():
         image, render_s = render_display(scene)
-    error = max_error_255(image, engine_display(params, W / H, W, H))
+    error = eevee_error(image, engine_display(params, W / H, W, H), group)
     print(f"\nEEVEE {bpy.app.version_string} N={count}: {nt.get_path(group)}, build {build_s:.2f} s, "
           f"render {render_s:.2f} s, error {error:.3f}/255")  # fmt: skip
     assert error <= TOLERANCE and image.std() > 0.03
@@ -207,15 +217,19 @@ def test_engine_switch_changes_path_and_stays_exact(ext):
     assert not scene.cycles.shading_system  # the add-on turned OSL on, so it turns it off again
     with quiet_stdout():
         image, _ = render_display(scene)
-    assert max_error_255(image, engine_display(params, W / H, W, H)) <= TOLERANCE
+    assert eevee_error(image, engine_display(params, W / H, W, H), group) <= TOLERANCE
 
 
 def test_bake_still_and_toggle(ext, tmp_path):
     scene, group, _, params = _plane_scene(ext, 64, "CYCLES", seed=4)
-    assert bpy.ops.imfit.bake(image="field.png", size=96, folder=str(tmp_path)) == {"FINISHED"}
     node_tree = ext.addon.nodes.group
+    node_tree.set_override(group, "BAKED", scene)  # showing the add-on's own bake (as EEVEE on 4.2-4.5 does)
+    shown = group.nodes[ext.addon.nodes.baked.NODE]
+    assert shown.image.name == f".{group.name} auto"
+    assert bpy.ops.imfit.bake(image="field.png", size=96, folder=str(tmp_path)) == {"FINISHED"}
     assert node_tree.get_path(group) == "BAKED"
     image = bpy.data.images[f"{group.name} baked"]
+    assert group.nodes[ext.addon.nodes.baked.NODE].image == image  # the user's bake replaces the auto one
     assert tuple(image.size) == (96, 72) and image.source == "FILE"
     files = sorted(os.listdir(tmp_path / "ImFit_field.png"))
     assert files == ["ImFit_field.png.bake.json", "ImFit_field.png.png"]
