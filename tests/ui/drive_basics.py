@@ -166,8 +166,8 @@ def fit_sequence(s):
     s["sequence"] = yield from ui.follow_job(s, timeout=P["fit_timeout"])
     group = bpy.data.node_groups.get(f"ImFit {image.name}")
     frames, curves = set(), 0
-    # the wavelets live in chunk groups inside the group; their sockets carry the keys
-    for chunk in [n.node_tree for n in group.nodes if n.type == "GROUP" and n.node_tree] if group else []:
+    # the wavelets live in chunk groups (inside the group's wavelets group); their sockets carry the keys
+    for chunk in ui.addon_module("nodes.group").chunk_groups(group) if group else []:
         if chunk.animation_data and chunk.animation_data.action:
             for curve in _fcurves(chunk):
                 curves += 1

@@ -43,8 +43,11 @@ def assert_shows_the_fit(crop: np.ndarray, fit_path: str) -> None:
     assert crop.mean() > 0.1, "the plane is black"
     magenta = (crop[..., 0] > 0.8) & (crop[..., 1] < 0.2) & (crop[..., 2] > 0.8)
     assert magenta.mean() < 0.01, "the plane is magenta (EEVEE could not compile its material)"
-    ref = np.asarray(render_image(load(fit_path), 64, 64), dtype=np.float64)
-    seen = np.asarray(Image.fromarray(np.uint8(crop * 255)).resize((64, 64), Image.BILINEAR), dtype=np.float64)
+    # both averaged down to 64x64 (box filter): a fine-grained fit's detail must not alias differently
+    height, width = crop.shape[:2]
+    ref = Image.fromarray(np.uint8(np.asarray(render_image(load(fit_path), width, height)) * 255))
+    ref = np.asarray(ref.resize((64, 64), Image.BOX), dtype=np.float64)
+    seen = np.asarray(Image.fromarray(np.uint8(crop * 255)).resize((64, 64), Image.BOX), dtype=np.float64)
     for c in range(3):
         r = np.corrcoef(seen[..., c].ravel(), ref[..., c].ravel())[0, 1]
         assert r > 0.95, f"channel {c}: correlation {r:.3f} with the engine's render"
