@@ -10,13 +10,12 @@ from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from ..engine import ImfitError
 from ..jobs import bake as bake_job
-from ..jobs import fit as fit_job
 from ..jobs import interpreter
 from ..jobs.inputs import source_image
 from ..nodes import baked, paths, stored
 from ..nodes import group as node_tree
 from ..ui.pref import get_preferences
-from .polling import PollingOperator
+from .polling import JobOperator
 
 
 def fitted_group(context, image_name: str = ""):
@@ -28,7 +27,7 @@ def fitted_group(context, image_name: str = ""):
     return name, group
 
 
-class IMFIT_OT_bake(PollingOperator, bpy.types.Operator):
+class IMFIT_OT_bake(JobOperator, bpy.types.Operator):
     bl_idname = "imfit.bake"
     bl_label = "Bake Gabor Field"
     bl_description = (
@@ -49,15 +48,8 @@ class IMFIT_OT_bake(PollingOperator, bpy.types.Operator):
     frames: StringProperty(name="Frames", description="Frames to bake, e.g. 1-48 (default: the panel's)")
     folder: StringProperty(name="Folder", subtype="DIR_PATH", description="Output folder (default: the panel's)")
 
-    _job = None
-
-    @classmethod
-    def poll(cls, context):
-        job = fit_job.active_job()
-        if job is not None and job.running:
-            cls.poll_message_set("A fit or bake is running")
-            return False
-        return context.scene is not None
+    busy_message = "A fit or bake is running"
+    files_error = "cannot write the bake's files: {e}. Check the bake folder and free disk space"
 
     def _value(self, context, name: str, setting: str):
         """The operator's ``name`` when a script set it, else the panel's ``setting``."""
@@ -75,41 +67,6 @@ class IMFIT_OT_bake(PollingOperator, bpy.types.Operator):
         return bake_job.BakeJob(
             context.scene, group, size=size, frames=frames, folder=folder, python=python, env=env
         ).start()
-
-    def _start(self, context):
-        try:
-            return self._make_job(context)
-        except ImfitError as e:
-            self.report({"ERROR"}, f"ImFit: {e}")
-        except OSError as e:
-            self.report(
-                {"ERROR"}, f"ImFit: cannot write the bake's files: {e}. Check the bake folder and free disk space"
-            )
-        return None
-
-    def poll_job(self, context, timeout):
-        job = self._job
-        if job.tick(timeout):
-            return None
-        if job.error:
-            self.report({"ERROR"}, f"ImFit: {job.error}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, job.summary())
-        return {"FINISHED"}
-
-    def execute(self, context):
-        self._job = self._start(context)
-        return self.run_polled(context, blocking=True) if self._job else {"CANCELLED"}
-
-    def invoke(self, context, event):
-        self._job = self._start(context)
-        return self.run_polled(context, blocking=bpy.app.background) if self._job else {"CANCELLED"}
-
-    def modal(self, context, event):
-        if event.type == "ESC" and event.value == "PRESS":
-            self._job.request_stop()  # the frames finished so far are kept
-            return {"RUNNING_MODAL"}
-        return super().modal(context, event)
 
 
 class IMFIT_OT_use_baked(bpy.types.Operator):

@@ -8,7 +8,7 @@ runs to the end before returning.  No 'REGISTER': the redo panel would re-run a 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
-from ..engine import ImfitError, fit_config
+from ..engine import fit_config
 from ..engine import sequence as frames_engine
 from ..jobs import fit as fit_job
 from ..jobs import interpreter
@@ -17,14 +17,14 @@ from ..jobs.inputs import source_image
 from ..nodes import stored
 from ..nodes.keyframes import INTERPOLATIONS
 from ..ui.pref import get_preferences
-from .polling import PollingOperator
+from .polling import JobOperator
 
 FIT, LIMITS = fit_config.DEFAULTS, fit_config.LIMITS
 
 
-class FitOperator(PollingOperator):
-    """What every worker-job operator shares (Fit, Refine, Sequence, Style, Expand): settings overrides,
-    one job at a time, modal in the UI with Esc to stop, blocking in scripts and background mode."""
+class FitOperator(JobOperator):
+    """What the fitting operators share (Fit, Refine, Sequence, Style, Expand): the image and the settings a
+    script may override (the job itself is JobOperator's)."""
 
     image: StringProperty(name="Image", description="Name of the image to fit (default: the panel's image)")
     num_wavelets: IntProperty(
@@ -51,15 +51,6 @@ class FitOperator(PollingOperator):
     )
 
     refine = False
-    _job = None
-
-    @classmethod
-    def poll(cls, context):
-        job = fit_job.active_job()
-        if job is not None and job.running:
-            cls.poll_message_set("A fit is running")
-            return False
-        return context.scene is not None
 
     def _settings_from(self, context) -> dict:
         """Values set on the operator (scripts) win over the panel's settings."""
@@ -92,44 +83,6 @@ class FitOperator(PollingOperator):
             create_plane=create_plane and not self.refine,
             init_json=init_json,
         ).start()
-
-    def _start(self, context):
-        """The started job, or None after reporting why not."""
-        try:
-            return self._make_job(context)
-        except ImfitError as e:
-            self.report({"ERROR"}, f"ImFit: {e}")
-        except OSError as e:  # writing the worker's input files
-            self.report(
-                {"ERROR"},
-                f"ImFit: cannot prepare the fit's files: {e}. Check the temporary folder "
-                "(Preferences > File Paths) and free disk space",
-            )
-        return None
-
-    def poll_job(self, context, timeout):
-        job = self._job
-        if job.tick(timeout):
-            return None
-        if job.error:
-            self.report({"ERROR"}, f"ImFit: {job.error}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, job.summary())
-        return {"FINISHED"}
-
-    def execute(self, context):  # scripts and background mode: return when the fit is done
-        self._job = self._start(context)
-        return self.run_polled(context, blocking=True) if self._job else {"CANCELLED"}
-
-    def invoke(self, context, event):
-        self._job = self._start(context)
-        return self.run_polled(context, blocking=bpy.app.background) if self._job else {"CANCELLED"}
-
-    def modal(self, context, event):
-        if event.type == "ESC" and event.value == "PRESS":
-            self._job.request_stop()  # the worker still sends its best result
-            return {"RUNNING_MODAL"}
-        return super().modal(context, event)
 
 
 class IMFIT_OT_fit(FitOperator, bpy.types.Operator):

@@ -73,6 +73,67 @@ class PollingOperator:
         return done
 
 
+class JobOperator(PollingOperator):
+    """Mixin for operators that run one worker job (Fit, Refine, Sequence, Style, Expand, Bake): one job at a
+    time, modal in the UI with Esc to stop (what is finished is kept), blocking in scripts and background mode.
+    Subclasses implement ``_make_job(context)`` (the started job; ImfitError or OSError when it cannot start)."""
+
+    busy_message = "A fit is running"  # why the operator is greyed out while a job runs
+    files_error = (  # the report when the job's input files cannot be written ({e}: the OSError)
+        "cannot prepare the fit's files: {e}. Check the temporary folder (Preferences > File Paths) and free disk space"
+    )
+    _job = None
+
+    @classmethod
+    def poll(cls, context):
+        from ..jobs import fit as fit_job
+
+        job = fit_job.active_job()
+        if job is not None and job.running:
+            cls.poll_message_set(cls.busy_message)
+            return False
+        return context.scene is not None
+
+    def _make_job(self, context):
+        raise NotImplementedError
+
+    def _start(self, context):
+        """The started job, or None after reporting why not."""
+        from ..engine import ImfitError
+
+        try:
+            return self._make_job(context)
+        except ImfitError as e:
+            self.report({"ERROR"}, f"ImFit: {e}")
+        except OSError as e:  # writing the worker's input files
+            self.report({"ERROR"}, "ImFit: " + self.files_error.format(e=e))
+        return None
+
+    def poll_job(self, context, timeout):
+        job = self._job
+        if job.tick(timeout):
+            return None
+        if job.error:
+            self.report({"ERROR"}, f"ImFit: {job.error}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, job.summary())
+        return {"FINISHED"}
+
+    def execute(self, context):  # scripts and background mode: return when the job is done
+        self._job = self._start(context)
+        return self.run_polled(context, blocking=True) if self._job else {"CANCELLED"}
+
+    def invoke(self, context, event):
+        self._job = self._start(context)
+        return self.run_polled(context, blocking=bpy.app.background) if self._job else {"CANCELLED"}
+
+    def modal(self, context, event):
+        if event.type == "ESC" and event.value == "PRESS":
+            self._job.request_stop()  # the worker still sends what it finished, the best result so far
+            return {"RUNNING_MODAL"}
+        return super().modal(context, event)
+
+
 def remove_timers() -> None:
     """Unregister: no timer of ours may keep firing into a removed operator."""
     for wm, timer in _timers:
