@@ -1,12 +1,12 @@
 """Application handlers: node groups that follow the render engine, fits that end with their file.
 
-Cycles and EEVEE need different node layouts for the same wavelet (ARCHITECTURE.md, "Blender limits"); the engine can
-change at any time, so every ImFit group's atom follows it (node_tree.set_backend): on
-depsgraph updates (the UI changing the engine), before a render started from the main
-thread, and after a file is loaded.
+Each ImFit group runs the path its scene's render engine, the Blender version and its size call for
+(nodes/paths.py; ARCHITECTURE.md, "Blender limits"); the engine can change at any time, so every group follows
+it (node_tree.set_engine): on depsgraph updates (the UI changing the engine), before a render started from the
+main thread, and after a file is loaded.
 
-Groups past EEVEE's uniform limit read their wavelets from a data texture in a loop; the
-texture follows the keyframes on every frame change (node_tree.on_frame_change).
+The culled paths' tile lists and the baked image follow the keyframes on every frame change, and socket edits
+on depsgraph updates (node_tree.on_frame_change, on_depsgraph_update).
 
 Loading a file removes modal operators, so nothing would poll a running fit any more, and its
 result belongs to the file being closed: the fit is ended before the load.
@@ -47,11 +47,6 @@ def sync_paths(scene, force: bool = False) -> int:
                 group["imfit_situation"] = situation
                 group["imfit_detail"] = str(e)
     return changed
-
-
-def sync_backends(scene) -> int:
-    """The name this had when the only paths were two atom bodies."""
-    return sync_paths(scene)
 
 
 @persistent

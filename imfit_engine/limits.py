@@ -11,7 +11,6 @@ import contextlib
 import math
 import os
 import re
-import resource
 import stat
 from pathlib import Path
 
@@ -81,6 +80,10 @@ def _cgroup_room() -> int | None:
 
 def _address_space_room() -> int | None:
     """What RLIMIT_AS (ulimit -v) leaves: the limit less the address space already mapped."""
+    try:
+        import resource  # POSIX only: Windows has no address-space limit to respect
+    except ImportError:
+        return None
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY:
         return None

@@ -94,11 +94,6 @@ def image_for(tree, key: str, frame: int | None):
     return None
 
 
-def any_image(tree):
-    """The bake, else the auto bake (current or not), else None."""
-    return bpy.data.images.get(bake_name(tree)) or bpy.data.images.get(auto_name(tree))
-
-
 def render_auto(tree, params, controls: resynth.Controls, key: str):
     """The auto bake of ``params`` under ``controls``, rendered here with numpy at the source size (capped)."""
     width, height = fitted_size(tree, cap=AUTO_BAKE_MAX)

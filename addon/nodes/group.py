@@ -2,18 +2,21 @@
 
 Layout (names as the user sees them in the node editor)::
 
-    "ImFit <image>"            top group: Vector (UV when unlinked) and the global controls in;
-                                Color (scene-linear) and Signed (raw sum) out
-      ".ImFit <image> chunk k"  sub-groups of CHUNK wavelets each, chained by the running sum
-        "W00", "W01", ...       one instance per wavelet of the shared atom group, labelled
-                                "Wavelet <index>": keyframeable X, Y, Rotation, Sigma, Gamma,
-                                Wavelength, Phase, Amplitude (wavelet i: chunk i // CHUNK)
-      ".ImFit <image> atom"     the atom: one wavelet's contribution added to the running sum
+    "ImFit <image>"               top group: Vector (UV when unlinked) and the global controls in;
+                                  Color (scene-linear) and Signed (raw sum) out.  Its inside is the path
+                                  ``nodes.paths`` chooses (NODES, LOOP, OSL, BAKED), behind the same sockets
+      ".ImFit <image> wavelets"   every chunk chained: the NODES path's sum; it holds the values and keys
+                                  whichever path runs
+        ".ImFit <image> chunk k"  sub-groups of CHUNK wavelets each, chained by the running sum
+          "W00", "W01", ...       one instance per wavelet of the shared atom group, labelled
+                                  "Wavelet <index>": keyframeable X, Y, Rotation, Sigma, Gamma,
+                                  Wavelength, Phase, Amplitude (wavelet i: chunk i // CHUNK)
+        ".ImFit <image> atom"     the atom: one wavelet's contribution added to the running sum
 
 Chunks keep building fast (``nodes.new`` and ``links.new`` slow down with the size of the tree
 they add to): one chunk is built node by node, the others are ID copies of it.
 
-The atom's internals exist in bodies with the same sockets, switched by ``set_backend``:
+The atom's internals exist in two bodies with the same sockets (the path's choice, ``set_engine``):
 
 * ``CYCLES``: Vector Rotate, Mix and vector maths, no Separate XYZ, no type
   conversions, the running sum on the LAST input of the node that adds a wavelet in.  Cycles'
@@ -21,10 +24,10 @@ The atom's internals exist in bodies with the same sockets, switched by ``set_ba
   black past ~80 wavelets); node types are spread because Cycles' sync compares the nodes of
   one type pairwise (quadratic in the count).
 * ``EEVEE``: few node inputs left unlinked, since EEVEE stores each as a uniform and caps a
-  material at 64 KiB of them (160 bytes per wavelet: about 400 wavelets).
-* ``EEVEE_LOOP`` (Blender 5.0+, chosen for EEVEE past the limit): the top group sums the
-  wavelets in a repeat zone reading them from a float data texture; the chunks stay and
-  hold the values and keyframes, ``sync_data_texture`` copies them into the texture.
+  material at 64 KiB of them (``paths.BYTES_PER_WAVELET``: 160 bytes a wavelet on 5.0, 367 on 4.2-4.5).
+
+The LOOP and OSL paths walk per-tile wavelet lists (``core.resynth.tile_lists``) read from the values at the
+current frame; ``refresh`` keeps them, and the baked image, in step with keys, socket edits and controls.
 
 Everything here is layout; the formula is ``imfit_engine.model``'s.  No torch.
 """
@@ -701,7 +704,6 @@ def backend_for_engine(engine_name: str) -> str:
 
 
 ENGINE_OF = {"CYCLES": "CYCLES", "EEVEE": "BLENDER_EEVEE"}
-CYCLES_CHECKED = paths.CYCLES_CHECKED
 EEVEE_UNROLLED_MAX = paths.unrolled_max("EEVEE", bpy.app.version)
 MAX_LIST_ENTRIES = 1_000_000  # per-tile list entries a culled path holds (48 MB of loop texture)
 
@@ -929,11 +931,6 @@ def data_texture(tree):
     if tree.get("imfit_path") != "LOOP":
         return None
     return bpy.data.images.get(loop.image_names(tree)[1])
-
-
-def sync_data_texture(tree, frame: float | None = None):
-    """The path's data at ``frame`` (``refresh``), rewritten even if it looks unchanged."""
-    refresh(tree, frame=frame, force=True)
 
 
 def refresh_all(scene, frame: float | None = None) -> int:

@@ -1,6 +1,6 @@
 """Which re-synthesis path a wavelet group runs, for a render engine, a Blender version and a fit's size.
 
-The paths (``group.set_path`` builds them inside the group, behind the same sockets):
+The paths (``group.set_engine`` builds them inside the group, behind the same sockets):
 
 * ``NODES``: every wavelet unrolled as node-group atoms (a body for Cycles' SVM, one for EEVEE's uniforms).
   Exact; every point evaluates all N wavelets (no culling: SVM has no loops, and unrolled code has no
@@ -15,9 +15,10 @@ The paths (``group.set_path`` builds them inside the group, behind the same sock
 
 EEVEE keeps every unlinked node input of a material in one 64 KiB uniform block.  A material past it renders
 magenta on Blender 5.0 but may crash Blender 4.2-4.5 while it compiles (a Blender 4.3.2 session crashed at 512
-wavelets of the EEVEE body).  Material Preview is EEVEE whatever the scene's engine, so every path here stays
-inside the block on every version: an unrolled body is used only for counts whose measured bytes per
-wavelet fit (``unrolled_max``), with either engine.
+wavelets of the EEVEE body).  Material Preview is EEVEE whatever the scene's engine, so on 4.2-4.5 every path here
+stays inside the block: an unrolled body is used only for counts whose measured bytes per wavelet fit
+(``unrolled_max``), with either engine.  On 5.0 a Cycles device without OSL keeps the node group up to
+``CYCLES_CHECKED`` (Material Preview of it is magenta there, never a crash).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The worker's jobs: ``JOBS`` maps a job file's kind to the function that runs it.
 
-Every job file has ``image`` (or ``sequence``), ``output_dir``, ``preview_seconds``, ``source_name`` and
-``config`` (``FitConfig.to_dict()`` fields, the rest default); each kind adds its own fields:
+Every job file has ``output_dir`` and ``preview_seconds``; a fitting job also ``image`` (or ``sequence``),
+``source_name`` and ``config`` (``FitConfig.to_dict()`` fields, the rest default), a bake ``bake``; each kind
+adds its own fields:
 
 ``fit``        ``weight``, ``init`` (a canonical JSON to warm-start from, or null)
 ``sequence``   ``sequence``: ``{"frames": [{"number", "image", "weight", "stem"}, ...], "keyframe_interval": K,

@@ -31,7 +31,7 @@ keys, anim = addon_module("nodes.keyframes"), addon_module("nodes.animation")
 loop_supported = lambda: addon_module("nodes.paths").loop_supported(bpy.app.version)
 ImfitError = package_module("imfit_engine.errors").ImfitError  # the class the add-on raises
 TOLERANCE = 2.0  # in 1/255 steps, display space
-EEVEE = "BLENDER_EEVEE_NEXT" if bpy.app.version < (5, 0, 0) else "BLENDER_EEVEE"  # 4.2-4.5 name it so
+EEVEE = addon_module("nodes.scene").eevee_engine()  # "BLENDER_EEVEE_NEXT" on 4.2-4.5
 
 
 def _display_from_signed(signed, gain=1.0, bias=0.0):

@@ -47,7 +47,7 @@ paths = addon_module("nodes.paths")
 resynth = package_module("imfit_engine.core.resynth")
 TOLERANCE = 2.0  # 1/255 steps, display space
 W, H = 64, 48
-EEVEE = "BLENDER_EEVEE_NEXT" if bpy.app.version < (5, 0, 0) else "BLENDER_EEVEE"
+EEVEE = addon_module("nodes.scene").eevee_engine()  # "BLENDER_EEVEE_NEXT" on 4.2-4.5
 LOOP = paths.loop_supported(bpy.app.version)
 
 

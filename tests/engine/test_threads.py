@@ -33,8 +33,10 @@ def test_torch_in_a_process_started_with_it_uses_those_threads():
     assert done.stdout.split() == [env["OMP_NUM_THREADS"], "PASSIVE"]
 
 
-def test_beside_the_ui_a_core_is_left_only_on_four_or_more():
-    assert threads.ui_reserve() == (1 if threads.usable_cores() >= 4 else 0)
+def test_beside_the_ui_a_core_is_left_only_on_four_or_more(monkeypatch):
+    for cores, reserved in ((1, 0), (2, 0), (3, 0), (4, 1), (16, 1)):
+        monkeypatch.setattr(threads, "usable_cores", lambda cores=cores: cores)
+        assert threads.ui_reserve() == reserved, cores
 
 
 NICE_PROBE = (
