@@ -366,8 +366,9 @@ def run_bake(job: dict, send: Send, should_stop) -> None:
     import numpy as np
     import torch
 
+    from .. import limits
     from ..core import resynth
-    from ..core.render import render
+    from ..core.render import pair_count, render
     from ..io import atomic, formats, png
 
     spec = job.get("bake") or {}
@@ -407,6 +408,11 @@ def run_bake(job: dict, send: Send, should_stop) -> None:
                 raise ImfitError(f"frame {label}: the values have shape {params.shape}, not (N, 12)")
             controls = resynth.Controls.from_dict(frame.get("controls"))
             p = torch.as_tensor(resynth.controlled(params, controls), dtype=torch.float32)
+            limits.check_memory(  # as imfit render does: a bake past the machine's memory is refused in words
+                limits.render_bytes(width * height, pair_count(p, fit.aspect, width, height)),
+                f"baking {len(p)} wavelets at {width}x{height}",
+                "Bake at a smaller Size",
+            )
             with torch.no_grad():
                 signed = render(p, fit.aspect, width, height).numpy()
             png.write_png16(path, resynth.to_display(resynth.apply_gain(signed, controls)))
