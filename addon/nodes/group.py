@@ -821,10 +821,15 @@ def stored_groups():
 
 
 def _binning_key(tree, values, scene):
-    """(Scale, rotation or None, cull, key) the culled paths' lists are built for."""
+    """(Scale, rotation or None, cull, key) the culled paths' lists are built for; the key ends with the grid,
+    which ``_lists`` chooses on a first build (``_grid_key`` then gives the key of what it built)."""
     scale, rotation, cull = instances.binning(tree, scene)
     marker = resynth.Controls(scale=scale, rotation_offset=rotation if rotation is not None else 1e9)
-    return scale, rotation, cull, resynth.field_key(values, marker) + f"/{tree.get(GRID_KEY)}/{cull}"
+    return scale, rotation, cull, _grid_key(tree, resynth.field_key(values, marker), cull)
+
+
+def _grid_key(tree, field: str, cull: bool) -> str:
+    return f"{field.split('/')[0]}/{tree.get(GRID_KEY)}/{cull}"
 
 
 def _lists(tree, values, scale, rotation, cull):
@@ -866,6 +871,7 @@ def _path_data(tree, scene, frame, force: bool = False) -> PathData | None:
     if not force and tree.get(DATA_KEY) == key:
         return None
     lists = _lists(tree, values, scale, rotation, cull)
+    key = _grid_key(tree, key, cull)  # with the grid a first build chose: the next refresh finds it unchanged
     if lists.meta.get("culled"):
         tree["imfit_detail"] = f"({lists.mean_count():.0f} of {len(values)} wavelets per point on average)"
     else:

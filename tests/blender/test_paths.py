@@ -89,6 +89,14 @@ def test_osl_path_matches_engine(count):
     _render_path(count, "CYCLES", "OSL")
 
 
+def test_a_refresh_after_the_build_rewrites_nothing():
+    """The build keeps the key of what it built (grid included): handlers calling refresh on every update find
+    it current, and the lists, textures and OSL source are not rebuilt."""
+    for engine, path in [("CYCLES", "OSL"), ("CYCLES", "BAKED")] + ([(EEVEE, "LOOP")] if LOOP else []):
+        scene, group, _, _ = preview_scene(nt, _field(256, seed=11), W, H, engine, path=path)
+        assert not nt.refresh(group, scene), path
+
+
 @pytest.mark.parametrize("count", [16, 256, 4096])
 def test_auto_baked_path_matches_engine(count):
     """The numpy bake the add-on makes itself (8-bit: within 0.5/255 plus the engine's tails)."""
