@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from .. import api, cluster, sequence
-from ..core.config import DEFAULTS, FitConfig, check_config
+from ..core.config import DEFAULTS, SEED_ITER_MULTIPLE, FitConfig, check_config
 from ..errors import ImfitError
 from ..io import images
 from . import style as style_cli
@@ -32,8 +32,9 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--iter-multiple",
         type=float,
-        default=d.iter_multiple,
-        help="iteration multiplier per coarser level (default %(default)s)",
+        default=None,
+        help=f"iteration multiplier per coarser level (default {d.iter_multiple}; with --preset seed "
+        f"torch-imfit's {SEED_ITER_MULTIPLE})",
     )
     p.add_argument(
         "--rescales", type=int, default=d.rescales, help="coarse levels, each half size (default %(default)s)"
@@ -105,13 +106,18 @@ FLAGS = {
 }
 
 
+def _default_iter_multiple(preset: str) -> float:
+    """Ours gives the time to the full size; torch-imfit's algorithm keeps its own schedule."""
+    return SEED_ITER_MULTIPLE if preset == "seed" else DEFAULTS.iter_multiple
+
+
 def config_from(a) -> FitConfig:
     check_at_least(("--keyframes", a.keyframes, 1))
     config = FitConfig(
         num_wavelets=a.num_gabors,
         size=a.size,
         iterations=a.iterations,
-        iter_multiple=a.iter_multiple,
+        iter_multiple=a.iter_multiple if a.iter_multiple is not None else _default_iter_multiple(a.preset),
         rescales=a.rescales,
         lr=a.global_lr,
         gamma=a.gamma,

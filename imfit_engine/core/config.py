@@ -75,6 +75,8 @@ CHOICES = {
     "compile": ("auto", "on", "off"),
 }
 DEFAULTS = FitConfig()
+# torch-imfit's own --iter-multiple default: what --preset seed runs unless told otherwise (its schedule)
+SEED_ITER_MULTIPLE = 1.5
 
 
 def check_config(config: FitConfig, names: dict | None = None) -> None:

@@ -120,3 +120,18 @@ def test_stylize_iterations_runs_that_many_steps(tmp_path, capsys):
         == 0
     )
     assert ", 2 steps in " in capsys.readouterr().out and Image.open(out).size == (36, 24)
+
+
+def test_the_seed_preset_keeps_torch_imfits_schedule():
+    """Our default gives the time to the full size (iter_multiple 0.3); --preset seed runs torch-imfit's own
+    default (1.5), so `imfit fit --preset seed --iterations N` trains what torch-imfit's training.py would."""
+    from imfit_engine.cli.fit import config_from
+    from imfit_engine.core.config import DEFAULTS, SEED_ITER_MULTIPLE
+
+    def config(*extra):
+        return config_from(build_parser().parse_args(["fit", "photo.png", *extra]))
+
+    assert config().iter_multiple == DEFAULTS.iter_multiple == 0.3
+    assert config("--preset", "seed").iter_multiple == SEED_ITER_MULTIPLE == 1.5
+    assert config("--preset", "seed", "--iter-multiple", "0.5").iter_multiple == 0.5
+    assert config("--iter-multiple", "2").iter_multiple == 2.0
