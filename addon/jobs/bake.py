@@ -12,7 +12,6 @@ by default); the result is the image (or image sequence) ``<group> baked``, and 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 
 import bpy
@@ -23,6 +22,7 @@ from ..engine import model as wavelet_model
 from ..nodes import baked, instances, paths, stored
 from ..nodes import group as node_tree
 from . import fit as fit_job
+from .inputs import safe_stem
 
 DEFAULT_FOLDER = paths.BAKE_FOLDER
 
@@ -30,7 +30,7 @@ DEFAULT_FOLDER = paths.BAKE_FOLDER
 def bake_folder(setting: str, group_name: str) -> str:
     """The folder a group's files go to: the setting's (relative to the .blend), or a temporary folder for an
     unsaved file (whose "//" means nothing yet)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", group_name).strip("._") or "imfit"
+    safe = safe_stem(group_name, "imfit")
     setting = setting or DEFAULT_FOLDER
     if setting.startswith("//") and not bpy.data.filepath:
         return os.path.join(tempfile.gettempdir(), "gabor-imfit-bake", safe)
@@ -69,7 +69,7 @@ class BakeJob(fit_job.FitJob):
         self.size = (int(size[0]), int(size[1]))
         self.frames = frames
         self.folder_out = folder
-        self.stem = re.sub(r"[^A-Za-z0-9._-]+", "_", group.name).strip("._") or "imfit"
+        self.stem = safe_stem(group.name, "imfit")
         self.frames_done = 0
         self.resumed = 0
         image_name = group.get(stored.IMAGE_KEY) or group.name

@@ -10,7 +10,6 @@ whose pixels changed trains anew (the worker compares the checkpoint's fingerpri
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import bpy
 from ..engine import ADDON_ID, EXTENSION_PACKAGE, ImfitError, formats
 from ..nodes import stored
 from . import fit as fit_job
+from .inputs import safe_stem
 
 EXPANDED_SUFFIX = " x{scale}"
 
@@ -36,7 +36,7 @@ def cache_folder() -> str:
 
 
 def cache_path(image_name: str, preset: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", image_name).strip("._") or "image"
+    safe = safe_stem(image_name, "image")
     return os.path.join(cache_folder(), f"{safe[:80]}-{preset}.pt")
 
 

@@ -8,6 +8,7 @@ float images are scene-linear in Blender, so their pixels are sRGB-encoded befor
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import bpy
@@ -17,6 +18,11 @@ from ..engine import ImfitError, png
 
 # what pillow decodes in the worker (imfit_engine.images.IMAGE_SUFFIXES; that module needs pillow)
 WORKER_READABLE = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def safe_stem(name: str, fallback: str) -> str:
+    """``name`` as a file name on every OS: letters, digits, '.', '_' and '-' only (``fallback`` if none)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or fallback
 
 
 def usable_file(image: bpy.types.Image) -> str | None:

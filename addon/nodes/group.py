@@ -944,9 +944,17 @@ def refresh_all(scene, frame: float | None = None) -> int:
     return sum(refresh(tree, scene, frame) for tree in stored_groups() if tree.library is None)
 
 
+def follows_frames(tree) -> bool:
+    """Whether the group's field changes with the frame: keyed wavelets, or a user's keyed global control."""
+    return is_animated(tree) or any(instances.controls_animated(owner, node) for owner, node in instances.users(tree))
+
+
 def on_frame_change(scene, *_):
-    """A ``frame_change_post`` handler: every path follows the wavelets' and controls' keyframes."""
-    refresh_all(scene, scene.frame_current)
+    """A ``frame_change_post`` handler: every path follows the wavelets' and controls' keyframes.  A group
+    whose field does not change with the frame is left alone (playback would re-read all its sockets)."""
+    for tree in stored_groups():
+        if tree.library is None and tree.get("imfit_path", "NODES") != "NODES" and follows_frames(tree):
+            refresh(tree, scene, scene.frame_current)
 
 
 def on_depsgraph_update(scene, depsgraph):

@@ -51,18 +51,12 @@ class IMFIT_OT_bake(JobOperator, bpy.types.Operator):
     busy_message = "A fit or bake is running"
     files_error = "cannot write the bake's files: {e}. Check the bake folder and free disk space"
 
-    def _value(self, context, name: str, setting: str):
-        """The operator's ``name`` when a script set it, else the panel's ``setting``."""
-        if self.properties.is_property_set(name):
-            return getattr(self, name)
-        return getattr(context.scene.imfit, setting)
-
     def _make_job(self, context):
         _, group = fitted_group(context, self.image)
         settings = context.scene.imfit
-        size = baked.fitted_size(group, self._value(context, "size", "bake_size"))
-        frames = bake_job.frames_to_bake(context.scene, group, self._value(context, "frames", "bake_frames"))
-        folder = bake_job.bake_folder(self._value(context, "folder", "bake_folder") or settings.bake_folder, group.name)
+        size = baked.fitted_size(group, self._value("size", settings, "bake_size"))
+        frames = bake_job.frames_to_bake(context.scene, group, self._value("frames", settings, "bake_frames"))
+        folder = bake_job.bake_folder(self._value("folder", settings, "bake_folder"), group.name)
         python, env = interpreter.engine_python(get_preferences(context))
         return bake_job.BakeJob(
             context.scene, group, size=size, frames=frames, folder=folder, python=python, env=env

@@ -50,22 +50,17 @@ class IMFIT_OT_expand_texture(FitOperator, bpy.types.Operator):
         description="Match the colour histogram to the image's (default: the Expand panel's)",
     )
 
-    def _value(self, context, name: str):
-        return getattr(self if self.properties.is_property_set(name) else context.scene.imfit_expand, name)
-
     def _make_job(self, context):
-        settings = context.scene.imfit
+        settings, expand = context.scene.imfit, context.scene.imfit_expand
         image = source_image(context, self.image)
-        preset, scale = self._value(context, "preset"), int(self._value(context, "scale"))
+        preset, scale = self._value("preset", expand), int(self._value("scale", expand))
         overrides = {"device": settings.engine_device(context)}
-        if self._value(context, "train_iterations"):
-            overrides["iterations"] = self._value(context, "train_iterations")
+        if self._value("train_iterations", expand):
+            overrides["iterations"] = self._value("train_iterations", expand)
         config = (
-            settings.fit_config(context, **self._settings_from(context))
-            if self._value(context, "as_wavelets")
-            else None
+            settings.fit_config(context, **self._settings_from(context)) if self._value("as_wavelets", expand) else None
         )
-        create_plane = self.create_plane if self.properties.is_property_set("create_plane") else settings.create_plane
+        create_plane = self._value("create_plane", settings)
         python, env = interpreter.engine_python(get_preferences(context))
         return expand_job.ExpandJob(
             context.scene,
@@ -75,7 +70,7 @@ class IMFIT_OT_expand_texture(FitOperator, bpy.types.Operator):
             scale=scale,
             overrides=overrides,
             checkpoint=expand_job.cache_path(image.name, preset),
-            match=self._value(context, "match_colors"),
+            match=self._value("match_colors", expand),
             python=python,
             env=env,
             create_plane=create_plane,

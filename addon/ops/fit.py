@@ -71,7 +71,7 @@ class FitOperator(JobOperator):
             # continue at full size; asking for more wavelets than stored adds new ones
             overrides["num_wavelets"] = max(overrides.get("num_wavelets", settings.num_wavelets), len(kept))
             overrides["rescales"] = 0
-        create_plane = self.create_plane if self.properties.is_property_set("create_plane") else settings.create_plane
+        create_plane = self._value("create_plane", settings)
         python, env = interpreter.engine_python(get_preferences(context))
         return fit_job.FitJob(
             context.scene,
@@ -131,8 +131,7 @@ class IMFIT_OT_fit_sequence(FitOperator, bpy.types.Operator):
         settings = context.scene.imfit
         image = source_image(context, self.image)
         sequence_settings = {
-            key: getattr(self, key) if self.properties.is_property_set(key) else getattr(settings, key)
-            for key in ("keyframe_interval", "interpolation", "create_plane")
+            key: self._value(key, settings) for key in ("keyframe_interval", "interpolation", "create_plane")
         }
         python, env = interpreter.engine_python(get_preferences(context))
         return sequence_job.SequenceJob(

@@ -97,6 +97,13 @@ class JobOperator(PollingOperator):
     def _make_job(self, context):
         raise NotImplementedError
 
+    def _value(self, name: str, settings, setting: str = ""):
+        """The operator's ``name`` when a script set it, else the panel's (``settings.setting``, default the
+        same name)."""
+        if self.properties.is_property_set(name):
+            return getattr(self, name)
+        return getattr(settings, setting or name)
+
     def _start(self, context):
         """The started job, or None after reporting why not."""
         from ..engine import ImfitError

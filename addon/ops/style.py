@@ -37,8 +37,8 @@ class _StyleOperator(FitOperator):
         image = source_image(context, self.image)
         style = _style_image(context, self.style)
         steps_name = "steps" if self.job_class is style_job.StylizeJob else "fit_steps"
-        steps = self.steps if self.properties.is_property_set("steps") else getattr(style_settings, steps_name)
-        create_plane = self.create_plane if self.properties.is_property_set("create_plane") else settings.create_plane
+        steps = self._value("steps", style_settings, steps_name)
+        create_plane = self._value("create_plane", settings)
         python, env = interpreter.engine_python(get_preferences(context))
         return self.job_class(
             context.scene,

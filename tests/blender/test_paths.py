@@ -231,6 +231,19 @@ def test_engine_switch_changes_path_and_stays_exact(ext):
     assert eevee_error(image, engine_display(params, W / H, W, H), group) <= TOLERANCE
 
 
+def test_only_groups_that_change_with_the_frame_follow_it(ext):
+    """Playback refreshes a group only when keyed wavelets or a user's keyed control change its field."""
+    _, group, plane, params = _plane_scene(ext, 16, "CYCLES", seed=12)
+    assert not nt.follows_frames(group)
+    shift = plane.data.materials[0].node_tree.nodes["ImFit"].inputs["Phase Shift"]
+    shift.keyframe_insert("default_value", frame=1)
+    assert nt.follows_frames(group)  # a keyed control on the plane's material
+    plane.data.materials[0].node_tree.animation_data_clear()
+    assert not nt.follows_frames(group)
+    ext.addon.nodes.keyframes.keyframe_wavelets(group, np.stack([params, _field(16, 14)]), [1, 5], "LINEAR")
+    assert nt.follows_frames(group)  # keyed wavelets
+
+
 def test_bake_still_and_toggle(ext, tmp_path):
     scene, group, _, params = _plane_scene(ext, 64, "CYCLES", seed=4)
     node_tree = ext.addon.nodes.group

@@ -214,6 +214,13 @@ def test_levels_that_add_up_to_days_are_refused(tmp_path):
 # 6 ------------------------------------------------------------------------------------------------------
 
 
+def _cap_with_ctrl_c():
+    """The memory cap, and SIGINT back to its default: a process started from a background job (CI's, say)
+    inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    _cap()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path):
     """Ctrl-C while torch imports printed a KeyboardInterrupt traceback."""
     proc = subprocess.Popen(
@@ -221,7 +228,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_130(tmp_path):
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        preexec_fn=_cap,
+        preexec_fn=_cap_with_ctrl_c,
         env=_env(),
     )
     time.sleep(0.4)  # inside the torch import (seconds)
