@@ -9,7 +9,6 @@ user would see against ``to_image(render_reference(...))``.
 
 from __future__ import annotations
 
-import glob
 import importlib
 import importlib.util
 import math
@@ -46,12 +45,11 @@ def addon_module(name: str):
 
 
 def bpy_python_path() -> None:
-    """bpy's own site-packages (OpenImageIO, oslquery) are not on sys.path in the PyPI module."""
-    spec = importlib.util.find_spec("bpy")
-    for root in spec.submodule_search_locations:
-        for path in glob.glob(os.path.join(root, "*", "python", "lib", "python3*", "site-packages")):
-            if path not in sys.path:
-                sys.path.append(path)
+    """bpy's own site-packages on sys.path, as Blender has them (``tools/dev_extension.py``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    import dev_extension
+
+    dev_extension.bpy_python_path()
 
 
 def fresh_scene():

@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     a = parser.parse_args(argv)
 
     dev_extension.sandbox_user_resources()
+    dev_extension.bpy_python_path()  # Cycles' OSL compiler, which the node group's OSL path needs
     import bpy
     import numpy as np
 

@@ -20,6 +20,19 @@ DEV_REPO_MODULE = "imfit_dev"
 EXTENSION_MODULE = f"bl_ext.{DEV_REPO_MODULE}.{EXTENSION_ID}"
 
 
+def bpy_python_path() -> None:
+    """bpy's own site-packages (OpenImageIO, oslquery: Cycles' OSL compiler) are not on sys.path in the PyPI
+    module, as they are in Blender; call before a Script node compiles."""
+    import glob
+    import importlib.util
+
+    spec = importlib.util.find_spec("bpy")
+    for root in spec.submodule_search_locations if spec else []:
+        for path in glob.glob(os.path.join(root, "*", "python", "lib", "python3*", "site-packages")):
+            if path not in sys.path:
+                sys.path.append(path)
+
+
 def sandbox_user_resources() -> None:
     """Point BLENDER_USER_RESOURCES at a temporary folder, unless bpy or the caller set one already."""
     if "bpy" not in sys.modules and "BLENDER_USER_RESOURCES" not in os.environ:
