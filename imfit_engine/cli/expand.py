@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from .. import api
-from ..core.config import FitConfig, check_config
+from ..core.config import DEFAULTS, FitConfig, check_config
 from ..errors import ImfitError
 from ..expand import config as expand_config
 from ..expand.canvas import extend_canvas_scale
@@ -58,9 +58,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
         metavar="OUT.json",
         help="also fit Gabor wavelets to the result (image input), or write the extended fit (fit input)",
     )
-    p.add_argument("--num-gabors", type=int, default=256, help="wavelets for --wavelets (default %(default)s)")
-    p.add_argument("--fit-size", type=int, default=256, help="training raster of the wavelet fit (default %(default)s)")
-    p.add_argument("--fit-iterations", type=int, default=200, help="wavelet fit iterations (default %(default)s)")
+    # the wavelet fit's defaults are imfit fit's (FitConfig's), so --wavelets fits as well as imfit fit does
+    p.add_argument(
+        "--num-gabors", type=int, default=DEFAULTS.num_wavelets, help="wavelets for --wavelets (default %(default)s)"
+    )
+    p.add_argument(
+        "--fit-size", type=int, default=DEFAULTS.size, help="training raster of the wavelet fit (default %(default)s)"
+    )
+    p.add_argument(
+        "--fit-iterations",
+        type=int,
+        default=DEFAULTS.iterations,
+        help="full-size iterations of the wavelet fit (default %(default)s, as imfit fit's)",
+    )
     p.add_argument("--source-width", type=int, help="for .txt input: the raster it was trained on")
     p.add_argument("--source-height", type=int, help="for .txt input: the raster it was trained on")
     return p

@@ -135,3 +135,16 @@ def test_the_seed_preset_keeps_torch_imfits_schedule():
     assert config("--preset", "seed").iter_multiple == SEED_ITER_MULTIPLE == 1.5
     assert config("--preset", "seed", "--iter-multiple", "0.5").iter_multiple == 0.5
     assert config("--iter-multiple", "2").iter_multiple == 2.0
+
+
+def test_expand_fits_its_wavelets_with_imfit_fits_defaults():
+    """`imfit expand --wavelets` once kept 200 iterations from before the default schedule changed (with
+    iter_multiple 0.3 that is ~380 iterations in all, not ~1600): its fit defaults are FitConfig's."""
+    from imfit_engine.core.config import DEFAULTS
+
+    a = build_parser().parse_args(["expand", "texture.png", "-o", "out.png", "--wavelets", "w.json"])
+    assert (a.num_gabors, a.fit_size, a.fit_iterations) == (
+        DEFAULTS.num_wavelets,
+        DEFAULTS.size,
+        DEFAULTS.iterations,
+    )
