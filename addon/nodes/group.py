@@ -958,11 +958,27 @@ def on_frame_change(scene, *_):
 
 
 def on_depsgraph_update(scene, depsgraph):
-    """For a ``depsgraph_update_post`` handler: after an edit to a node tree or material (a wavelet socket
-    or a control changed in the UI, say) the paths take the new values.  Their own updates do not loop:
-    unchanged data is not rewritten."""
-    if any(isinstance(u.id, (bpy.types.ShaderNodeTree, bpy.types.Material)) for u in depsgraph.updates):
-        refresh_all(scene, scene.frame_current)
+    """For a ``depsgraph_update_post`` handler: after an edit to a group's own trees (a wavelet socket
+    changed in the UI, say) or to a material or node group that uses it (a control), that group's path takes
+    the new values.  Other edits cost nothing: reading a 4096-wavelet group's sockets to find that nothing
+    changed takes longer than a slider's redraw.  Their own updates do not loop: unchanged data is not
+    rewritten."""
+    edited = {
+        u.id.original for u in depsgraph.updates if isinstance(u.id, (bpy.types.ShaderNodeTree, bpy.types.Material))
+    }
+    if not edited:
+        return
+    for tree in stored_groups():
+        if tree.library is None and tree.get("imfit_path", "NODES") != "NODES" and _touched(tree, edited):
+            refresh(tree, scene, scene.frame_current)
+
+
+def _touched(tree, edited: set) -> bool:
+    """Whether one of the ``edited`` IDs holds ``tree``'s values: the group, its wavelets and chunk groups, or a
+    user's controls."""
+    holder = _wavelets_group(tree) or tree
+    own = {tree, holder, *(n.node_tree for n in holder.nodes if n.bl_idname == "ShaderNodeGroup" and n.node_tree)}
+    return bool(own & edited) or bool(instances.user_ids(tree) & edited)
 
 
 def limits_note(n: int, engine: str) -> str | None:

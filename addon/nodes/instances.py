@@ -21,19 +21,32 @@ SCALE, ROTATION = "Scale", "Rotation Offset"
 _INPUT_PATH = re.compile(r'nodes\["((?:[^"\\]|\\.)*)"\]\.inputs\[(\d+)\]\.default_value')
 
 
+def _owners() -> list:
+    """(the ID a depsgraph update names, its node tree) for every material and shader node group."""
+    pairs = [(m, m.node_tree) for m in bpy.data.materials if m.node_tree is not None]
+    return pairs + [(g, g) for g in bpy.data.node_groups if g.bl_idname == "ShaderNodeTree"]
+
+
 def users(tree) -> list:
     """(owner node tree, group node) for every node that uses ``tree``, the preview material's first."""
-    owners = [m.node_tree for m in bpy.data.materials if m.node_tree is not None]
-    owners += [g for g in bpy.data.node_groups if g.bl_idname == "ShaderNodeTree"]
     found = [
         (owner, node)
-        for owner in owners
+        for _, owner in _owners()
         for node in owner.nodes
         if node.bl_idname == "ShaderNodeGroup" and node.node_tree == tree
     ]
     preview = bpy.data.materials.get(tree.name)  # the preview plane's material shares the group's name
     first = preview.node_tree if preview is not None else None
     return sorted(found, key=lambda pair: pair[0] != first)
+
+
+def user_ids(tree) -> set:
+    """The materials and node groups whose trees use ``tree`` (what a depsgraph reports as updated)."""
+    return {
+        id_
+        for id_, owner in _owners()
+        if any(node.bl_idname == "ShaderNodeGroup" and node.node_tree == tree for node in owner.nodes)
+    }
 
 
 def _curves(owner, node) -> dict:

@@ -276,3 +276,35 @@ def test_loop_texture_follows_socket_edits():
     at = entries()[:, 0, :2] == params[3, :2].astype(np.float32)
     assert at.all(axis=1).any()
     assert (entries()[at.all(axis=1), 0, model.SIGMA] == np.float32(0.0123)).all()
+
+
+def test_depsgraph_handler_refreshes_only_the_groups_an_edit_touches(monkeypatch):
+    """Editing an unrelated material leaves the ImFit groups alone (finding that a 4096-wavelet group did not
+    change reads all its sockets, longer than a slider's redraw); a control on a group's user refreshes that
+    group and not the other one."""
+    if not loop_supported():
+        pytest.skip("shader repeat zones need Blender 5.0")
+    scene, group, _, _ = preview_scene(nt, realistic_params(60, 1.0, 32, seed=5), 32, 32, "BLENDER_EEVEE", "near")
+    bystander = nt.build_wavelet_group(
+        "far", realistic_params(60, 1.0, 32, seed=6), 1.0, backend="EEVEE", size=(32, 32), scene=scene
+    )
+    assert {group.get("imfit_path"), bystander.get("imfit_path")} == {"LOOP"}
+    other = bpy.data.materials.new("Unrelated")
+    if bpy.app.version < (5, 0, 0):  # always on from 5.0 (and deprecated)
+        other.use_nodes = True
+    bpy.ops.mesh.primitive_plane_add()
+    bpy.context.active_object.data.materials.append(other)
+    bpy.context.view_layer.update()
+    refreshed, real = [], nt.refresh
+    monkeypatch.setattr(nt, "refresh", lambda tree, *a, **k: refreshed.append(tree.name) or real(tree, *a, **k))
+    bpy.app.handlers.depsgraph_update_post.append(nt.on_depsgraph_update)
+    try:
+        other.node_tree.nodes["Principled BSDF"].inputs["Roughness"].default_value = 0.3
+        bpy.context.view_layer.update()
+        assert refreshed == []
+        user = next(node for _, node in nt.instances.users(group))
+        user.inputs["Scale"].default_value = 1.5
+        bpy.context.view_layer.update()
+        assert set(refreshed) == {group.name}
+    finally:
+        bpy.app.handlers.depsgraph_update_post.remove(nt.on_depsgraph_update)
