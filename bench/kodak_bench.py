@@ -65,6 +65,10 @@ def run_case(spec: dict) -> dict:
     from imfit_engine.api import render_image
 
     final = psnr(render_image(result.wavelets, rgb.shape[1], rgb.shape[0]), rgb)
+    if spec.get("save"):  # the fit itself, to look at
+        from imfit_engine.io.formats import save_json
+
+        save_json(result.wavelets, spec["save"])
     t0, i0 = full_start[0] or (result.seconds, result.iterations)
     full_rate = (result.iterations - i0) / max(1e-9, result.seconds - t0)
     return {

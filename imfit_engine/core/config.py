@@ -31,7 +31,7 @@ class FitConfig:
     mutation_scale: float = 0.0
     device: str = "auto"
     seed: int = 0
-    reseed_every: int = 50  # iterations between dead-wavelet re-seeding passes (0: never)
+    reseed_every: int = 50  # iterations between passes moving dead and weakest wavelets to the residual (0: never)
     carrier_solve_steps: int = 12  # least-squares steps for amplitudes/phases after (re)seeding
     preset: str = "default"  # "seed": torch-imfit's algorithm (api.PRESETS), for comparisons
     compile: str = "auto"  # torch.compile'd kernels: "auto" = on for CUDA (the CPU runs numba's), "on", "off"

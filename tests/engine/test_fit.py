@@ -150,3 +150,36 @@ def test_render_is_resolution_independent_for_a_fit(astronaut_fit):
     small = to_image(render(p, 1.0, 128, 128))
     big = to_image(render(p, 1.0, 384, 384))
     assert (big[1::3, 1::3] - small).abs().max() < 1e-4
+
+
+def test_reallocation_moves_the_weakest_wavelets_to_the_largest_residual():
+    """A re-seeding pass moves the weakest REALLOCATE_SHARE of the wavelets (least energy) to where the residual
+    is largest, sized as one of the whole set (not as if the few moved shared the image), and leaves the rest."""
+    from imfit_engine.core import fit as fitter
+    from imfit_engine.core.optim import WaveletAdam
+    from imfit_engine.core.params import render_internal, to_internal
+
+    size, n = 64, 40
+    rng = np.random.default_rng(0)
+    canonical = np.zeros((n, 12), np.float32)
+    canonical[:, 0:2] = rng.uniform(0.1, 0.4, (n, 2))  # centres in the bottom-left quarter (v is up)
+    canonical[:, 3:5] = 3 / size
+    canonical[:, 5] = 12 / size
+    canonical[:, 9:12] = np.linspace(0.05, 0.5, n)[rng.permutation(n), None]  # amplitudes, all different
+    internal = to_internal(torch.as_tensor(canonical)).requires_grad_(True)
+    before = internal.detach().clone()
+    with torch.no_grad():
+        out = render_internal(internal, 1.0, size, size).clamp(-1, 1)
+    target = out.clone()
+    target[:16, -16:] += 0.8  # the top-right corner is all the residual: nothing there fits it yet
+    fitter._reallocate(
+        internal, n, WaveletAdam(internal, 0.01), out, target, torch.ones(size, size, 1), 1.0,
+        torch.Generator().manual_seed(0), FitConfig(),
+    )  # fmt: skip
+    moved = (internal.detach() != before).any(1).nonzero().flatten().tolist()
+    weakest = np.argsort(canonical[:, 9])[: int(fitter.REALLOCATE_SHARE * n)].tolist()
+    assert sorted(moved) == sorted(weakest) and moved
+    new = internal.detach()[moved]
+    in_corner = (new[:, 0] > 0.75) & (new[:, 1] > 0.75)
+    assert in_corner.float().mean() >= 0.75  # 5% of new positions are drawn uniformly, the rest by the residual
+    assert (new[in_corner, 3].exp() * size < 3).all()  # sized as one of 40 wavelets (~1.6 px), not of 4 (~5 px)
