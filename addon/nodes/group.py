@@ -35,6 +35,7 @@ Everything here is layout; the formula is ``imfit_engine.model``'s.  No torch.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import bpy
@@ -951,10 +952,27 @@ def follows_frames(tree) -> bool:
 
 def on_frame_change(scene, *_):
     """A ``frame_change_post`` handler: every path follows the wavelets' and controls' keyframes.  A group
-    whose field does not change with the frame is left alone (playback would re-read all its sockets)."""
+    whose field does not change with the frame is left alone (playback would re-read all its sockets).
+
+    An animation render started from the window calls this from its render thread while the window may draw the
+    same images and node trees; writing them there can crash Blender, so it is done only with Render > Lock
+    Interface on (Blender's advice for handlers that edit data), and the panel asks for it (``needs_lock``)."""
+    if threading.current_thread() is not threading.main_thread() and not scene.render.use_lock_interface:
+        return
     for tree in stored_groups():
-        if tree.library is None and tree.get("imfit_path", "NODES") != "NODES" and follows_frames(tree):
+        if _rewritten_per_frame(tree):
             refresh(tree, scene, scene.frame_current)
+
+
+def _rewritten_per_frame(tree) -> bool:
+    """Whether the frame handler rewrites the group's path data: culled or baked, and changing with the frame."""
+    return tree.library is None and tree.get("imfit_path", "NODES") != "NODES" and follows_frames(tree)
+
+
+def needs_lock(tree, scene) -> bool:
+    """Whether an animation render from the window would keep ``tree``'s data at one frame: it follows the frame
+    and Render > Lock Interface is off (``on_frame_change``)."""
+    return not scene.render.use_lock_interface and _rewritten_per_frame(tree)
 
 
 def on_depsgraph_update(scene, depsgraph):

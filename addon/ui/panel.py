@@ -169,6 +169,10 @@ def _draw_path(box, settings, group) -> None:
     path = group.get("imfit_path", "NODES")
     icons = {"NODES": "NODETREE", "LOOP": "FILE_REFRESH", "OSL": "SCRIPT", "BAKED": "IMAGE_DATA"}
     label_lines(box, node_tree.path_note(group), icons.get(path, "INFO"))
+    scene = bpy.context.scene
+    if node_tree.needs_lock(group, scene):
+        label_lines(box, "Animation renders from this window follow the keyframes only with Lock Interface", "ERROR")
+        box.prop(scene.render, "use_lock_interface")
     override = group.get(node_tree.OVERRIDE_KEY, "AUTO")
     label = next(item[1] for item in paths.OVERRIDE_ITEMS if item[0] == override)
     row = box.row(align=True)

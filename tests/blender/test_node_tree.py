@@ -278,6 +278,38 @@ def test_loop_texture_follows_socket_edits():
     assert (entries()[at.all(axis=1), 0, model.SIGMA] == np.float32(0.0123)).all()
 
 
+def test_frame_handler_off_the_main_thread_waits_for_lock_interface(monkeypatch):
+    """An animation render from the window calls the frame handler on its render thread, where writing images
+    and node trees the window may be drawing can crash Blender: there it rewrites nothing unless Lock Interface
+    is on, and the panel says so (``needs_lock``); on the main thread (playback, background renders) it always
+    follows the keys."""
+    import threading
+
+    if not loop_supported():
+        pytest.skip("shader repeat zones need Blender 5.0")
+    scene, group, _, _ = preview_scene(nt, realistic_params(60, 1.0, 32, seed=7), 32, 32, "BLENDER_EEVEE", "keyed")
+    chunk, node_name = nt.wavelet_location(group, 3)
+    chunk.nodes[node_name].inputs["Sigma"].keyframe_insert("default_value", frame=1)
+    refreshed = []
+    monkeypatch.setattr(nt, "refresh", lambda tree, *a, **k: refreshed.append(tree.name))
+
+    def from_a_render_thread():
+        worker = threading.Thread(target=nt.on_frame_change, args=(scene,))
+        worker.start()
+        worker.join()
+
+    scene.render.use_lock_interface = False
+    assert nt.needs_lock(group, scene)
+    from_a_render_thread()
+    assert refreshed == []
+    nt.on_frame_change(scene)
+    assert refreshed == [group.name]
+    scene.render.use_lock_interface = True
+    assert not nt.needs_lock(group, scene)
+    from_a_render_thread()
+    assert refreshed == [group.name] * 2
+
+
 def test_depsgraph_handler_refreshes_only_the_groups_an_edit_touches(monkeypatch):
     """Editing an unrelated material leaves the ImFit groups alone (finding that a 4096-wavelet group did not
     change reads all its sockets, longer than a slider's redraw); a control on a group's user refreshes that
