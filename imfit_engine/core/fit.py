@@ -288,22 +288,30 @@ def _grow(internal, opt, active, count, target, wmap, aspect, generator, config)
     solve_carrier(internal, torch.arange(count, device=target.device), target, wmap, aspect, config.carrier_solve_steps)
 
 
-# Each re-seeding pass also moves this share of the active wavelets, the weakest, to where the residual is
-# largest: pruning and insertion in one step (as Image-GS inserts where the error is), so no wavelet stays where it
-# barely helps.  Measured at 4096 wavelets, 768x512, 150 s budgets: kodim05 26.35 -> 26.78 / 26.90 / 26.74 dB at
-# 5 / 10 / 20%, kodim23 38.37 -> 39.11 / 39.13 dB at 5 / 10% (README, "Speed and quality").
+# Each re-seeding pass also moves a share of the active wavelets, the weakest, to where the residual is largest:
+# pruning and insertion in one step (as Image-GS inserts where the error is), so no wavelet stays where it barely
+# helps.  It pays with many wavelets and costs with few (README, "Speed and quality"): at 4096, 768x512, 150 s,
+# kodim05 26.35 -> 26.78 / 26.90 / 26.74 dB at 5 / 10 / 20%, kodim23 38.37 -> 39.11 / 39.13 dB at 5 / 10%; at 256,
+# astronaut at 128 px 28.34 -> 28.21 / 27.96 dB at 5 / 10%.  So the share grows from none at 256 wavelets to
+# REALLOCATE_SHARE at 4096 and more (log-linear in between: 5% at 1024, not measured).
 REALLOCATE_SHARE = 0.10
 
 
+def reallocation_share(num_wavelets: int) -> float:
+    """The share of the active wavelets each re-seeding pass moves besides the dead ones, in a fit of
+    ``num_wavelets`` (at every level: the coarse ones hold fewer)."""
+    return REALLOCATE_SHARE * min(1.0, max(0.0, math.log2(max(num_wavelets, 1) / 256) / 4))
+
+
 def _reallocate(internal, active, opt, out, target, wmap, aspect, generator, config):
-    """Move the wavelets that contribute (almost) nothing, and the weakest ``REALLOCATE_SHARE`` of the others, to
+    """Move the wavelets that contribute (almost) nothing, and the weakest ``reallocation_share`` of the others, to
     where the residual of ``out`` (the active rows' render) is largest; new envelopes are sized as one of
     ``active`` wavelets, their carriers solved in closed form.  A wavelet's weight is its energy,
     |carrier|^2 x sigma x gamma: about what removing it costs the fit."""
     with torch.no_grad():
         ab = internal[:active, 6:12].view(-1, 2, 3)
         moving = ab.pow(2).sum(1).sqrt().amax(1) < 2e-3
-        weakest = int(REALLOCATE_SHARE * active)
+        weakest = int(reallocation_share(config.num_wavelets) * active)
         if weakest:
             energy = ab.pow(2).sum((1, 2)) * internal[:active, 3:5].sum(1).exp()
             moving[torch.topk(energy, weakest, largest=False).indices] = True
