@@ -503,12 +503,18 @@ def _wavelets_group(tree):
     return holder if holder is not None and holder.bl_idname == "ShaderNodeTree" else None
 
 
-def _owned_trees(tree):
-    """The chunk and atom groups that this top group built (found by reference, not name).  The chunks
-    live in the wavelets group; a group built before it existed holds them itself."""
+def _chunk_trees(tree):
+    """(holder, chunks): the tree holding this top group's chunk groups, and the chunks (found by reference, not
+    name).  The chunks live in the wavelets group; a group built before it existed holds them itself."""
     holder = _wavelets_group(tree) or tree
     chunks = [n.node_tree for n in holder.nodes if n.bl_idname == "ShaderNodeGroup" and n.node_tree]
     chunks = [c for c in chunks if c.name.startswith(".") and " chunk " in c.name] if holder is tree else chunks
+    return holder, chunks
+
+
+def _owned_trees(tree):
+    """The chunk and atom groups that this top group built."""
+    _, chunks = _chunk_trees(tree)
     atoms = {n.node_tree for c in chunks for n in c.nodes if n.bl_idname == "ShaderNodeGroup" and n.node_tree}
     return chunks, atoms
 
@@ -964,9 +970,14 @@ def on_frame_change(scene, *_):
             refresh(tree, scene, scene.frame_current)
 
 
+def _has_path_data(tree) -> bool:
+    """Whether the group's path reads data the handlers keep up to date (culled or baked, and editable here)."""
+    return tree.library is None and tree.get("imfit_path", "NODES") != "NODES"
+
+
 def _rewritten_per_frame(tree) -> bool:
-    """Whether the frame handler rewrites the group's path data: culled or baked, and changing with the frame."""
-    return tree.library is None and tree.get("imfit_path", "NODES") != "NODES" and follows_frames(tree)
+    """Whether the frame handler rewrites the group's path data: it has some, and it changes with the frame."""
+    return _has_path_data(tree) and follows_frames(tree)
 
 
 def needs_lock(tree, scene) -> bool:
@@ -987,16 +998,15 @@ def on_depsgraph_update(scene, depsgraph):
     if not edited:
         return
     for tree in stored_groups():
-        if tree.library is None and tree.get("imfit_path", "NODES") != "NODES" and _touched(tree, edited):
+        if _has_path_data(tree) and _touched(tree, edited):
             refresh(tree, scene, scene.frame_current)
 
 
 def _touched(tree, edited: set) -> bool:
     """Whether one of the ``edited`` IDs holds ``tree``'s values: the group, its wavelets and chunk groups, or a
     user's controls."""
-    holder = _wavelets_group(tree) or tree
-    own = {tree, holder, *(n.node_tree for n in holder.nodes if n.bl_idname == "ShaderNodeGroup" and n.node_tree)}
-    return bool(own & edited) or bool(instances.user_ids(tree) & edited)
+    holder, chunks = _chunk_trees(tree)
+    return bool({tree, holder, *chunks} & edited) or bool(instances.user_ids(tree) & edited)
 
 
 def limits_note(n: int, engine: str) -> str | None:

@@ -27,14 +27,14 @@ def _owners() -> list:
     return pairs + [(g, g) for g in bpy.data.node_groups if g.bl_idname == "ShaderNodeTree"]
 
 
+def _group_nodes(owner, tree) -> list:
+    """The group nodes of ``owner`` (a node tree) that use ``tree``."""
+    return [node for node in owner.nodes if node.bl_idname == "ShaderNodeGroup" and node.node_tree == tree]
+
+
 def users(tree) -> list:
     """(owner node tree, group node) for every node that uses ``tree``, the preview material's first."""
-    found = [
-        (owner, node)
-        for _, owner in _owners()
-        for node in owner.nodes
-        if node.bl_idname == "ShaderNodeGroup" and node.node_tree == tree
-    ]
+    found = [(owner, node) for _, owner in _owners() for node in _group_nodes(owner, tree)]
     preview = bpy.data.materials.get(tree.name)  # the preview plane's material shares the group's name
     first = preview.node_tree if preview is not None else None
     return sorted(found, key=lambda pair: pair[0] != first)
@@ -42,11 +42,7 @@ def users(tree) -> list:
 
 def user_ids(tree) -> set:
     """The materials and node groups whose trees use ``tree`` (what a depsgraph reports as updated)."""
-    return {
-        id_
-        for id_, owner in _owners()
-        if any(node.bl_idname == "ShaderNodeGroup" and node.node_tree == tree for node in owner.nodes)
-    }
+    return {id_ for id_, owner in _owners() if _group_nodes(owner, tree)}
 
 
 def _curves(owner, node) -> dict:
